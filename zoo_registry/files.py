@@ -1,0 +1,74 @@
+"""Read YAML and JSON files that may come from strangers.
+
+YAML is parsed with a safe loader only (no Python object tags), with a cap on aliases so that an
+anchor "billion laughs" file cannot exhaust memory, and a cap on file size. Errors name the file
+and the line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import CheckpointNotFoundError, ConfigError
+
+MAX_TEXT_BYTES = 8 * 1024 * 1024  # configs, cards and rule files are a few KB
+MAX_ALIASES = 100
+
+
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses documents with more than ``MAX_ALIASES`` aliases."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} YAML aliases (line {mark.line + 1}); refusing a possible alias bomb")
+        return super().compose_node(parent, index)
+
+
+def _read_text(path: Path, what: str) -> str:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"{path}: {what} not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} is not a regular file")
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise ConfigError(f"{path}: {what} is {size} bytes; refusing files over {MAX_TEXT_BYTES} bytes")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+
+
+def read_yaml(path, what: str = "YAML file") -> Any:
+    """Parse a YAML file safely; raise :class:`ConfigError` naming the file and line."""
+    text = _read_text(path, what)
+    try:
+        return yaml.load(text, Loader=_BoundedSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {e.problem or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+
+
+def read_json(path, what: str = "JSON file") -> Any:
+    """Parse a JSON file; raise :class:`ConfigError` naming the file, line and column."""
+    text = _read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None

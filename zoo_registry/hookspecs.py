@@ -1,0 +1,68 @@
+"""The plugin contract: four hooks, each given a ``register`` callback.
+
+A plugin is a module (or object) with functions decorated by ``zoo_registry.hookimpl`` and named
+exactly as below, published through the ``zoo`` entry-point group of its distribution::
+
+    [options.entry_points]
+    zoo =
+        myplugin = myplugin.hooks
+
+Registrations are *lazy*: targets are ``"package.module:attribute"`` strings and data files are
+``"package:relative/path"`` resources, so listing and validating never import model code or MLX.
+Registering a name that another plugin already registered is an error naming both plugins.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("zoo")
+hookimpl = pluggy.HookimplMarker("zoo")
+
+
+@hookspec
+def register_architectures(register):
+    """Register model architectures (one per Hugging Face ``model_type``).
+
+    Call ``register(model_type, *, model, config_schema, rules=None, normalize=None, aliases=(),
+    description="")`` once per architecture:
+
+    - ``model``: ``"module:attr"`` naming a callable ``f(config: dict) -> mlx.nn.Module`` that builds
+      the model from a validated, normalised config.
+    - ``config_schema``: ``"package:path/to/schema.json"``, a JSON Schema (draft 2020-12) for the
+      architecture's ``config.json``; every property needs a ``description``.
+    - ``rules``: ``"package:path/to/rules.yaml"``, sanitize rules mapping checkpoint layouts onto
+      the model's parameter names (validated against ``schemas/sanitize-rules.schema.json``).
+    - ``normalize``: ``"module:attr"`` naming ``f(config: dict) -> dict`` that runs after schema
+      validation, applies cross-field checks (raising ``zoo_registry.ConfigError``) and returns the
+      config the model is built from. It must not import MLX.
+    - ``aliases``: other ``model_type`` strings served by the same architecture.
+
+    A plugin architecture takes precedence over mlx-lm's built-in module of the same name.
+    """
+
+
+@hookspec
+def register_components(register):
+    """Register reusable runtime components (attention, RoPE variants, MoE blocks, ...).
+
+    Call ``register(name, target, description="")`` where ``target`` is ``"module:attr"``.
+    Other plugins look components up with ``zoo_registry.get_component(name)``.
+    """
+
+
+@hookspec
+def register_sanitize_ops(register):
+    """Register sanitize operations that rule files may name beside the built-in ones.
+
+    Call ``register(name, target, description="")`` where ``target`` is ``"module:attr"`` naming a
+    class implementing ``zoo_registry.sanitize.Op`` (forward, and inverse where it exists).
+    """
+
+
+@hookspec
+def register_model_cards(register):
+    """Register model cards (YAML files validated against ``schemas/card.schema.json``).
+
+    Call ``register(resource)`` where ``resource`` is ``"package:path/card.yaml"`` or
+    ``"package:path/dir"`` (every ``*.yaml`` in it). A card's ``name`` and ``aliases`` must be
+    unique across all plugins.
+    """

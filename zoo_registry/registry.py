@@ -1,0 +1,379 @@
+"""What the plugins registered: architectures, components, sanitize ops and model cards.
+
+The registry is built once per process from the ``zoo`` entry points (see :mod:`.plugins`) plus
+mlx-lm's own architectures as a built-in provider of lower precedence. Everything is kept as
+strings until used, so building it imports neither MLX nor any model code.
+
+Registrations are transactional per plugin: a plugin whose hook raises, or who registers an
+invalid or duplicate name, is marked failed and none of its registrations are kept.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from . import plugins as _plugins
+from .errors import DuplicateNameError, PluginError, UnknownNameError, ZooError, did_you_mean
+from .resources import resource_path
+
+BUILTIN_PROVIDER = "mlx-lm"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_RESOURCE = re.compile(r"^[A-Za-z_][\w.]*:[^:]+$")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One ``model_type`` and how to build and load it."""
+
+    name: str
+    provider: str
+    model: Optional[str] = None  # "module:attr" -> f(config) -> nn.Module; None for mlx-lm built-ins
+    config_schema: Optional[str] = None  # "package:path.json"
+    rules: Optional[str] = None  # "package:path.yaml"
+    normalize: Optional[str] = None  # "module:attr" -> f(config) -> config
+    aliases: Tuple[str, ...] = ()
+    description: str = ""
+    provider_version: Optional[str] = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.provider == BUILTIN_PROVIDER
+
+    def as_dict(self):
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "provider_version": self.provider_version,
+            "aliases": list(self.aliases),
+            "model": self.model,
+            "config_schema": self.config_schema,
+            "rules": self.rules,
+            "normalize": self.normalize,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Named:
+    """A component or sanitize op: a name, a lazy target and who registered it."""
+
+    kind: str
+    name: str
+    target: str
+    provider: str
+    description: str = ""
+
+    def load(self):
+        from .resources import import_target
+
+        return import_target(self.target)
+
+    def as_dict(self):
+        return {"name": self.name, "target": self.target, "provider": self.provider, "description": self.description}
+
+
+@dataclass(frozen=True)
+class CardSource:
+    """A model-card file and where it came from (a plugin name, or a user cards directory)."""
+
+    path: Path
+    origin: str
+    trusted_root: Optional[Path] = None  # plugin cards may not point outside their folder
+
+
+class _Staging:
+    """Collects one plugin's registrations; merged into the registry only if all hooks succeed."""
+
+    def __init__(self, plugin: str, version: Optional[str]):
+        self.plugin, self.version = plugin, version
+        self.architectures: List[Architecture] = []
+        self.components: List[Named] = []
+        self.ops: List[Named] = []
+        self.cards: List[CardSource] = []
+
+    def _where(self, hook):
+        return f"plugin {self.plugin!r} ({hook})"
+
+    def architecture(self, model_type, *, model, config_schema, rules=None, normalize=None, aliases=(), description=""):
+        where = self._where("register_architectures")
+        _check_name(model_type, where, "model_type")
+        _check_target(model, where, "model")
+        _check_resource(config_schema, where, "config_schema", suffix=".json")
+        if rules is not None:
+            _check_resource(rules, where, "rules", suffix=(".yaml", ".yml"))
+        if normalize is not None:
+            _check_target(normalize, where, "normalize")
+        if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
+            raise PluginError(f"{where}: aliases of {model_type!r} must be a list of strings, got {aliases!r}")
+        for alias in aliases:
+            _check_name(alias, where, "alias")
+        if not isinstance(description, str):
+            raise PluginError(f"{where}: description of {model_type!r} must be a string")
+        self.architectures.append(
+            Architecture(model_type, self.plugin, model, config_schema, rules, normalize, tuple(aliases), description, self.version)
+        )
+
+    def _named(self, kind, hook, bucket, name, target, description=""):
+        where = self._where(hook)
+        _check_name(name, where, f"{kind} name")
+        _check_target(target, where, kind)
+        if not isinstance(description, str):
+            raise PluginError(f"{where}: description of {name!r} must be a string")
+        bucket.append(Named(kind, name, target, self.plugin, description))
+
+    def component(self, name, target, description=""):
+        self._named("component", "register_components", self.components, name, target, description)
+
+    def op(self, name, target, description=""):
+        self._named("sanitize op", "register_sanitize_ops", self.ops, name, target, description)
+
+    def card(self, resource):
+        where = self._where("register_model_cards")
+        if not isinstance(resource, str) or not _RESOURCE.match(resource):
+            raise PluginError(f"{where}: card resource {resource!r} is not of the form 'package:path'")
+        path = resource_path(resource)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+            root = path
+        elif path.is_file():
+            files, root = [path], path.parent
+        else:
+            raise PluginError(f"{where}: card resource {resource!r} does not exist ({path})")
+        self.cards.extend(CardSource(f, self.plugin, root.resolve()) for f in files)
+
+
+def _check_name(name, where, what):
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PluginError(f"{where}: {what} {name!r} must be a non-empty string of letters, digits, '_', '.', '-'")
+
+
+def _check_target(target, where, what):
+    if not isinstance(target, str) or not _TARGET.match(target):
+        raise PluginError(f"{where}: {what} {target!r} must be a lazy reference 'package.module:attr'")
+
+
+def _check_resource(ref, where, what, suffix):
+    if not isinstance(ref, str) or not _RESOURCE.match(ref):
+        raise PluginError(f"{where}: {what} {ref!r} must be a resource reference 'package:path/file'")
+    if not ref.endswith(suffix):
+        raise PluginError(f"{where}: {what} {ref!r} must end with {suffix}")
+    path = resource_path(ref)
+    if not path.is_file():
+        raise PluginError(f"{where}: {what} {ref!r} not found at {path}")
+    if ref.endswith(".json"):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise PluginError(f"{where}: {what} {path} is not valid JSON: {e}") from None
+
+
+class Registry:
+    """All registrations of one process. Use :func:`get_registry` for the shared instance."""
+
+    def __init__(self):
+        self.plugins: List[_plugins.PluginInfo] = []
+        self.architectures: Dict[str, Architecture] = {}  # by name and alias, plugin-provided
+        self.components: Dict[str, Named] = {}
+        self.ops: Dict[str, Named] = {}
+        self.card_sources: List[CardSource] = []
+        self._card_owners: Dict[str, CardSource] = {}  # plugin card name/alias -> source
+        self._builtins: Optional[Dict[str, Architecture]] = None
+        self._cards = None
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def discover(cls) -> "Registry":
+        """Load every allowed ``zoo`` entry point and collect its registrations."""
+        reg = cls()
+        pm = _plugins.new_plugin_manager()
+        for info in _plugins.load_entry_points(pm):
+            reg.plugins.append(info)
+            if info.status == "loaded":
+                reg.add_plugin(pm, info)
+        return reg
+
+    def add_plugin(self, pm, info: _plugins.PluginInfo) -> bool:
+        """Call one registered plugin's hooks and merge what it registered (all or nothing)."""
+        stage = _Staging(info.name, info.version)
+        try:
+            _plugins.call_hook(pm, "register_architectures", info.name, stage.architecture)
+            _plugins.call_hook(pm, "register_components", info.name, stage.component)
+            _plugins.call_hook(pm, "register_sanitize_ops", info.name, stage.op)
+            _plugins.call_hook(pm, "register_model_cards", info.name, stage.card)
+            self._merge(stage)
+        except BaseException as e:  # noqa: BLE001 - a hook may raise anything
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            err = e if isinstance(e, ZooError) else PluginError(
+                f"plugin {info.name!r} raised in a hook: {_plugins.describe_exception(e)}"
+            )
+            pm.unregister(name=info.name)
+            _plugins.fail(info, err, e)
+            return False
+        return True
+
+    def _merge(self, stage: _Staging):
+        def owner(kind, name, existing):
+            return DuplicateNameError(
+                f"{kind} {name!r} is registered by both plugin {existing!r} and plugin {stage.plugin!r}",
+                hint=f"uninstall one of them, or disable one with ZOO_DISABLED_PLUGINS={stage.plugin}",
+            )
+
+        new_arch = {}
+        for arch in stage.architectures:
+            for key in (arch.name, *arch.aliases):
+                if key in self.architectures:
+                    raise owner("architecture", key, self.architectures[key].provider)
+                if key in new_arch:
+                    raise owner("architecture", key, stage.plugin)
+                new_arch[key] = arch
+        for kind, bucket, items in (("component", self.components, stage.components), ("sanitize op", self.ops, stage.ops)):
+            seen = set()
+            for item in items:
+                if item.name in bucket or item.name in seen:
+                    raise owner(kind, item.name, bucket[item.name].provider if item.name in bucket else stage.plugin)
+                seen.add(item.name)
+        from .cards import read_card
+
+        new_cards = {}
+        for src in stage.cards:
+            card = read_card(src.path, f"plugin:{src.origin}", src.trusted_root)  # ConfigError fails the plugin
+            for key in (card.name, *card.aliases):
+                other = self._card_owners.get(key) or new_cards.get(key)
+                if other is not None:
+                    raise DuplicateNameError(
+                        f"model card {key!r} is registered by both plugin {other.origin!r} ({other.path.name}) "
+                        f"and plugin {stage.plugin!r} ({src.path.name})",
+                        hint=f"uninstall one of them, or disable one with ZOO_DISABLED_PLUGINS={stage.plugin}",
+                    )
+                new_cards[key] = src
+        self.architectures.update(new_arch)
+        self._card_owners.update(new_cards)
+        self.components.update({c.name: c for c in stage.components})
+        self.ops.update({o.name: o for o in stage.ops})
+        self.card_sources.extend(stage.cards)
+        self._cards = None
+
+    # -- architectures ----------------------------------------------------------------------
+    def builtin_architectures(self) -> Dict[str, Architecture]:
+        """mlx-lm's model modules, found by listing files (mlx-lm itself is not imported)."""
+        if self._builtins is None:
+            self._builtins = _scan_mlx_lm()
+        return self._builtins
+
+    def architecture(self, model_type: str) -> Architecture:
+        """The architecture serving ``model_type``: a plugin's first, then mlx-lm's."""
+        if model_type in self.architectures:
+            return self.architectures[model_type]
+        builtins = self.builtin_architectures()
+        if model_type in builtins:
+            return builtins[model_type]
+        known = set(self.architectures) | set(builtins)
+        failed = [p.name for p in self.plugins if p.status == "failed"]
+        hint = "run `zoo list` to see the architectures installed plugins serve"
+        if failed:
+            hint += f"; these plugins failed to load: {', '.join(failed)} (see `zoo plugins`)"
+        raise UnknownNameError(f"no installed plugin serves model_type {model_type!r}{did_you_mean(model_type, known)}", hint=hint)
+
+    def list_architectures(self) -> List[dict]:
+        """Every architecture once, plugin-provided and built-in, with the built-ins a plugin shadows."""
+        builtins = self.builtin_architectures()
+        rows = {}
+        for arch in self.architectures.values():
+            shadowed = sorted({builtins[k].name for k in (arch.name, *arch.aliases) if k in builtins})
+            rows[arch.name] = dict(arch.as_dict(), shadows=[f"{BUILTIN_PROVIDER}:{n}" for n in shadowed])
+        for arch in builtins.values():
+            if arch.name not in self.architectures and arch.name not in rows:
+                rows[arch.name] = dict(arch.as_dict(), shadows=[])
+        return [rows[k] for k in sorted(rows)]
+
+    # -- components and ops -----------------------------------------------------------------
+    def component(self, name: str) -> Named:
+        if name not in self.components:
+            raise UnknownNameError(f"no plugin registered a component {name!r}{did_you_mean(name, self.components)}")
+        return self.components[name]
+
+    def op(self, name: str) -> Named:
+        if name not in self.ops:
+            raise UnknownNameError(f"no plugin registered a sanitize op {name!r}{did_you_mean(name, self.ops)}")
+        return self.ops[name]
+
+    # -- cards --------------------------------------------------------------------------------
+    def cards(self):
+        """The model-card catalogue (plugin cards and user card directories), parsed lazily."""
+        if self._cards is None:
+            from .cards import Catalogue
+
+            self._cards = Catalogue.build(self.card_sources)
+        return self._cards
+
+
+def _scan_mlx_lm() -> Dict[str, Architecture]:
+    spec = importlib.util.find_spec("mlx_lm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    root = Path(list(spec.submodule_search_locations)[0])
+    version = None
+    try:
+        from importlib.metadata import version as _v
+
+        version = _v("mlx-lm")
+    except Exception:  # noqa: BLE001 - metadata may be missing in odd installs
+        pass
+    archs = {}
+    for path in sorted((root / "models").glob("*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if "class Model(" in text and "class ModelArgs" in text:
+            archs[path.stem] = Architecture(path.stem, BUILTIN_PROVIDER, provider_version=version)
+    aliases = {}
+    for alias, target in _mlx_lm_remapping(root / "utils.py").items():
+        if target in archs and alias not in archs:
+            aliases.setdefault(target, []).append(alias)
+    for target, names in aliases.items():
+        arch = Architecture(target, BUILTIN_PROVIDER, aliases=tuple(sorted(names)), provider_version=version)
+        archs[target] = arch
+        archs.update({name: arch for name in names})
+    return archs
+
+
+def _mlx_lm_remapping(utils_py: Path) -> Dict[str, str]:
+    """Read mlx-lm's ``MODEL_REMAPPING`` literal without importing mlx-lm."""
+    try:
+        tree = ast.parse(utils_py.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MODEL_REMAPPING" for t in node.targets):
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return {}
+            return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+    return {}
+
+
+_REGISTRY: Optional[Registry] = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, discovered on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = Registry.discover()
+    return _REGISTRY
+
+
+def reset_registry(registry: Optional[Registry] = None) -> None:
+    """Drop (or replace) the process-wide registry; the next :func:`get_registry` rediscovers."""
+    global _REGISTRY
+    _REGISTRY = registry

@@ -1,0 +1,132 @@
+"""JSON Schema validation with errors a person can act on.
+
+Each error reads ``FILE::$.path.to.key: message``. ``oneOf``/``anyOf`` failures report the best
+matching branch (``jsonschema.exceptions.best_match``) instead of "is not valid under any of the
+given schemas"; enum failures list the allowed values; an unknown key gets "did you mean" the
+closest allowed name. jsonschema is imported here only, so listing commands never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, List
+
+from .errors import PluginError, SchemaError, did_you_mean
+from .resources import resource_path
+
+SCHEMA_DIR_CANDIDATES = (
+    Path(__file__).parent / "schemas",  # installed: package_dir maps schemas/ here
+    Path(__file__).parent.parent / "schemas",  # source checkout
+)
+
+
+def framework_schema_path(name: str) -> Path:
+    """Path of one of the framework's own schemas (``card``, ``sanitize-rules``)."""
+    for folder in SCHEMA_DIR_CANDIDATES:
+        path = folder / f"{name}.schema.json"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"zoo schema {name!r} is missing from the installation")
+
+
+@lru_cache(maxsize=None)
+def load_schema(ref: str) -> dict:
+    """Load and check a schema given as a path or ``"package:path"``; cached per process."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError as _JSSchemaError
+
+    path = resource_path(ref) if ":" in ref and not Path(ref).is_absolute() else Path(ref)
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PluginError(f"schema {ref} cannot be read: {e}") from None
+    try:
+        Draft202012Validator.check_schema(schema)
+    except _JSSchemaError as e:
+        raise PluginError(f"schema {ref} is not a valid JSON Schema (draft 2020-12): {e.message} at {_path(e.absolute_path)}") from None
+    return schema
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def _describe(error, schema_root: dict) -> List[str]:
+    """One or more human lines for one jsonschema error."""
+    from jsonschema.exceptions import best_match
+
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        deepest = best_match(error.context)
+        return _describe(deepest, schema_root)
+    where = _path(error.absolute_path)
+    if error.validator == "additionalProperties" or error.validator == "unevaluatedProperties":
+        allowed = list((error.schema.get("properties") or {}).keys())
+        extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        lines = []
+        for key in extras:
+            if any(re.search(p, key) for p in (error.schema.get("patternProperties") or {})):
+                continue
+            lines.append(f"{where}.{key}: unknown key{did_you_mean(key, allowed)}")
+        return lines or [f"{where}: {error.message}"]
+    if error.validator == "enum":
+        allowed = ", ".join(sorted(repr(v) for v in error.validator_value))
+        return [f"{where}: expected one of {allowed} but got {error.instance!r}"]
+    if error.validator == "const":
+        return [f"{where}: expected {error.validator_value!r} but got {error.instance!r}"]
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+        return [f"{where}.{k}: required key is missing" for k in missing] or [f"{where}: {error.message}"]
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return [f"{where}: expected {expected} but got {_json_type(error.instance)} {_short(error.instance)}"]
+    return [f"{where}: {error.message}"]
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def errors_for(instance: Any, schema: dict) -> List[str]:
+    """All problems with ``instance`` as ``$.path: message`` lines, in document order."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    lines: List[str] = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]):
+        for line in _describe(error, schema):
+            if line not in lines:
+                lines.append(line)
+    return lines
+
+
+def validate(instance: Any, schema: dict, file: str, what: str = "file") -> None:
+    """Raise :class:`SchemaError` listing every problem as ``FILE::$.key: message``."""
+    problems = errors_for(instance, schema)
+    if problems:
+        lines = [f"{file}::{p}" for p in problems]
+        head = lines[0] if len(lines) == 1 else f"{file}: {len(lines)} problems in {what}:\n  " + "\n  ".join(lines)
+        raise SchemaError(head, errors=lines)
