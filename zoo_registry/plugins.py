@@ -87,11 +87,15 @@ def new_plugin_manager() -> pluggy.PluginManager:
 
 
 def entry_points():
-    """The installed ``zoo`` entry points, deduplicated by name (first on ``sys.path`` wins)."""
+    """The installed ``zoo`` entry points in name order, deduplicated (first on ``sys.path`` wins).
+
+    Name order makes duplicate-name failures deterministic: of two plugins registering the same
+    name, the one whose entry-point name sorts later is the one that fails.
+    """
     seen = {}
     for ep in metadata.entry_points(group=GROUP):
         seen.setdefault(ep.name, ep)
-    return list(seen.values())
+    return [seen[name] for name in sorted(seen)]
 
 
 def load_entry_points(pm: pluggy.PluginManager) -> List[PluginInfo]:

@@ -186,18 +186,30 @@ class Registry:
         self._card_owners: Dict[str, CardSource] = {}  # plugin card name/alias -> source
         self._builtins: Optional[Dict[str, Architecture]] = None
         self._cards = None
+        self.pm = _plugins.new_plugin_manager()
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
     def discover(cls) -> "Registry":
         """Load every allowed ``zoo`` entry point and collect its registrations."""
         reg = cls()
-        pm = _plugins.new_plugin_manager()
-        for info in _plugins.load_entry_points(pm):
+        for info in _plugins.load_entry_points(reg.pm):
             reg.plugins.append(info)
             if info.status == "loaded":
-                reg.add_plugin(pm, info)
+                reg.add_plugin(reg.pm, info)
         return reg
+
+    def register(self, plugin, name: str, version: Optional[str] = None) -> _plugins.PluginInfo:
+        """Add a plugin object (a module or any object with hook implementations) by hand.
+
+        Used by tests and embedding applications; entry-point plugins go through :meth:`discover`.
+        Returns the plugin's status record (``status == "failed"`` with ``error`` on failure).
+        """
+        info = _plugins.PluginInfo(name=name, version=version, module=getattr(plugin, "__name__", repr(plugin)))
+        self.plugins.append(info)
+        if _plugins.register_plugin(self.pm, plugin, info):
+            self.add_plugin(self.pm, info)
+        return info
 
     def add_plugin(self, pm, info: _plugins.PluginInfo) -> bool:
         """Call one registered plugin's hooks and merge what it registered (all or nothing)."""

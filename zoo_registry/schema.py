@@ -62,8 +62,18 @@ def _describe(error, schema_root: dict) -> List[str]:
     from jsonschema.exceptions import best_match
 
     if error.validator in ("oneOf", "anyOf") and error.context:
-        deepest = best_match(error.context)
-        return _describe(deepest, schema_root)
+        # Branches whose type does not even match the value are noise: report the branch that
+        # fits the value's type (all of its errors), else jsonschema's best match.
+        branches = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        fitting = [errs for errs in branches.values() if not any(e.validator == "type" and not e.relative_path for e in errs)]
+        if len(fitting) == 1:
+            lines = []
+            for sub in fitting[0]:
+                lines.extend(_describe(sub, schema_root))
+            return lines
+        return _describe(best_match(error.context), schema_root)
     where = _path(error.absolute_path)
     if error.validator == "additionalProperties" or error.validator == "unevaluatedProperties":
         allowed = list((error.schema.get("properties") or {}).keys())
