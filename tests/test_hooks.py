@@ -1,0 +1,76 @@
+"""One test per hook in hookspecs.py, through the shipped pytest fixture (in-process plugins)."""
+
+import inspect
+import types
+
+import pytest
+
+from zoo_registry import hookimpl, hookspecs
+from zoo_registry.errors import UnknownNameError
+
+
+def plugin(**hooks):
+    """A plugin object: a namespace of hook implementations."""
+    return types.SimpleNamespace(**{name: hookimpl(fn) for name, fn in hooks.items()})
+
+
+def test_every_hookspec_has_a_docstring_contract_and_a_test():
+    specs = [n for n, f in vars(hookspecs).items() if inspect.isfunction(f) and n.startswith("register_")]
+    assert sorted(specs) == ["register_architectures", "register_components", "register_model_cards", "register_sanitize_ops"]
+    tests = {n for n in globals() if n.startswith("test_hook_")}
+    for name in specs:
+        assert len(inspect.getdoc(getattr(hookspecs, name))) > 80, name
+        assert f"test_hook_{name}" in tests, name
+
+
+def test_hook_register_architectures(zoo_empty_registry):
+    def register_architectures(register):
+        register("toyarch", model="zoo_hunyuan.model:build", config_schema="zoo_hunyuan:schemas/hunyuan.config.schema.json",
+                 aliases=("toyarch_v2",), description="toy")
+
+    info = zoo_empty_registry.register(plugin(register_architectures=register_architectures), name="toy", version="1.0")
+    assert info.status == "loaded", info.error
+    arch = zoo_empty_registry.architecture("toyarch_v2")
+    assert (arch.name, arch.provider, arch.provider_version) == ("toyarch", "toy", "1.0")
+    assert zoo_empty_registry.architecture("llama").provider == "mlx-lm"
+
+
+def test_hook_register_components(zoo_empty_registry):
+    def register_components(register):
+        register("pathjoin", "os.path:join", "joins paths")
+
+    zoo_empty_registry.register(plugin(register_components=register_components), name="toy")
+    import os.path
+
+    from zoo_registry import get_component
+
+    assert get_component("pathjoin") is os.path.join
+    with pytest.raises(UnknownNameError, match="did you mean 'pathjoin'"):
+        get_component("pathjion")
+
+
+def test_hook_register_sanitize_ops(zoo_empty_registry):
+    def register_sanitize_ops(register):
+        register("my_op", "zoo_hunyuan.ops:SplitGroupedQKV", "an op")
+
+    zoo_empty_registry.register(plugin(register_sanitize_ops=register_sanitize_ops), name="toy")
+    op = zoo_empty_registry.op("my_op")
+    assert (op.name, op.provider, op.target) == ("my_op", "toy", "zoo_hunyuan.ops:SplitGroupedQKV")
+
+
+def test_hook_register_model_cards(zoo_empty_registry):
+    def register_model_cards(register):
+        register("zoo_hunyuan:cards")
+
+    info = zoo_empty_registry.register(plugin(register_model_cards=register_model_cards), name="toy")
+    assert info.status == "loaded", info.error
+    cards = zoo_empty_registry.cards()
+    assert "hunyuan-tiny" in cards
+    assert cards.get("hunyuan-tiny").origin == "plugin:toy"
+
+
+def test_fixture_restores_the_previous_registry(zoo_registry):
+    from zoo_registry.registry import get_registry
+
+    assert get_registry() is zoo_registry
+    assert zoo_registry.architecture("hunyuan").provider == "hunyuan"
