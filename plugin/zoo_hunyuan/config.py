@@ -29,19 +29,21 @@ from zoo_registry.errors import ConfigError
 DENSE = "hunyuan_v1_dense"
 ROPE_TYPES = ("default", "linear", "dynamic", "ntk_alpha")
 
-# key: (default for "hunyuan"/"hunyuan_v1_moe", default for "hunyuan_v1_dense"); see the schemas.
+# Defaults for keys a config may omit (documented in the schemas). Every known HunYuan MoE checkpoint
+# has a shared expert and QK-norm, and transformers always builds both, so those default on.
 DEFAULTS = {
-    "rms_norm_eps": (1e-5, 1e-5),
-    "attention_bias": (False, False),
-    "use_qk_norm": (True, True),
-    "use_cla": (False, False),
-    "cla_share_factor": (1, 1),
-    "num_experts": (1, 1),
-    "moe_topk": (1, 1),
-    "num_shared_expert": (1, 1),
-    "use_mixed_mlp_moe": (False, False),
-    "tie_word_embeddings": (True, False),
+    "rms_norm_eps": 1e-5,
+    "attention_bias": False,
+    "use_qk_norm": True,
+    "use_cla": False,
+    "cla_share_factor": 1,
+    "num_experts": 1,
+    "moe_topk": 1,
+    "num_shared_expert": 1,
+    "use_mixed_mlp_moe": True,
 }
+# tie_word_embeddings: Tencent's code and mlx-lm's "hunyuan" tie; transformers defaults to untied.
+TIE_DEFAULT = {"hunyuan": True, "hunyuan_v1_moe": False, DENSE: False}
 PER_LAYER = ("num_experts", "moe_topk", "num_shared_expert", "moe_intermediate_size")
 
 
@@ -167,9 +169,11 @@ def normalize(config: dict) -> dict:
     """Return the normalised copy of a HunYuan config, or raise :class:`ConfigError` (``$.key: ...``)."""
     cfg: Dict[str, Any] = dict(config)
     dense = cfg.get("model_type") == DENSE
-    for key, defaults in DEFAULTS.items():
+    for key, default in DEFAULTS.items():
         if cfg.get(key) is None:
-            cfg[key] = defaults[1 if dense else 0]
+            cfg[key] = default
+    if cfg.get("tie_word_embeddings") is None:
+        cfg["tie_word_embeddings"] = TIE_DEFAULT.get(cfg.get("model_type"), True)
 
     n_layers = _positive_int(cfg, "num_hidden_layers")
     hidden = _positive_int(cfg, "hidden_size")
