@@ -1,0 +1,197 @@
+"""Find and read checkpoints on disk: folders, shards, safetensors headers, the Hugging Face cache.
+
+zoo reads safetensors only. A folder holding just pickle-based weights (``*.bin``, ``*.pt``,
+``*.pth``, ``*.ckpt``, ``*.pkl``) is refused with :class:`UnsafeInputError`: unpickling runs
+arbitrary code. Headers are parsed with :mod:`json` from the first ``8 + N`` bytes of each file, so
+planning a conversion never touches tensor data; tensors are opened with ``mx.load``, which maps
+them lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .errors import CheckpointError, CheckpointNotFoundError, UnsafeInputError
+from .sanitize.tensors import Spec
+
+INDEX_FILE = "model.safetensors.index.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+# safetensors dtype codes -> MLX dtype names
+_DTYPES = {
+    "BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16", "F16": "float16",
+    "BF16": "bfloat16", "U32": "uint32", "I32": "int32", "F32": "float32", "U64": "uint64",
+    "I64": "int64", "F64": "float64", "F8_E4M3": "float8_e4m3", "F8_E5M2": "float8_e5m2",
+}
+
+
+def read_header(path) -> Dict[str, Spec]:
+    """Tensor name → :class:`Spec` from a safetensors header (no tensor data is read)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            if len(raw) != 8:
+                raise CheckpointError(f"{path}: not a safetensors file (shorter than 8 bytes)")
+            (n,) = struct.unpack("<Q", raw)
+            if n > MAX_HEADER_BYTES or n > path.stat().st_size - 8:
+                raise CheckpointError(f"{path}: not a safetensors file (header length {n} is impossible)")
+            header = json.loads(f.read(n))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: safetensors header is not valid JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: safetensors header is not a JSON object")
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            out[name] = Spec(tuple(int(s) for s in entry["shape"]), _DTYPES.get(entry["dtype"], entry["dtype"].lower()))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise CheckpointError(f"{path}: header entry for tensor {name!r} is malformed: {entry!r}") from None
+    return out
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint folder and its weight files (validated to exist)."""
+
+    path: Path
+    files: List[Path]
+    index: Optional[Dict[str, str]] = None  # tensor -> shard file name, when sharded with an index
+
+    def specs(self) -> Dict[str, Spec]:
+        """Shapes and dtypes of every tensor, from the headers only."""
+        out: Dict[str, Spec] = {}
+        for f in self.files:
+            out.update(read_header(f))
+        return out
+
+    def tensors(self) -> dict:
+        """Every tensor as a lazily loaded ``mx.array`` (memory-mapped until evaluated)."""
+        import mlx.core as mx
+
+        out = {}
+        for f in self.files:
+            try:
+                out.update(mx.load(str(f)))
+            except (RuntimeError, ValueError) as e:
+                raise CheckpointError(f"{f}: cannot read safetensors file: {e}") from None
+        return out
+
+
+def _pickles(folder: Path) -> List[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
+
+
+def open_checkpoint(folder) -> Checkpoint:
+    """Locate the safetensors files of ``folder`` (index + shards, or ``model*.safetensors``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointNotFoundError(f"{folder}: checkpoint folder not found")
+    index_path = folder / INDEX_FILE
+    if index_path.is_file():
+        return _from_index(folder, index_path)
+    files = sorted(folder.glob("model*.safetensors")) or sorted(folder.glob("*.safetensors"))
+    if files:
+        return Checkpoint(folder, files)
+    pickles = _pickles(folder)
+    if pickles:
+        names = ", ".join(p.name for p in pickles[:3]) + (" ..." if len(pickles) > 3 else "")
+        raise UnsafeInputError(
+            f"{folder}: only pickle-based weights found ({names}); zoo never unpickles files, because loading a pickle runs code",
+            hint="convert them to safetensors on a machine you trust, e.g. transformers' "
+            "`AutoModelForCausalLM.from_pretrained(dir).save_pretrained(out, safe_serialization=True)`",
+        )
+    raise CheckpointNotFoundError(
+        f"{folder}: no weights found (expected model.safetensors, model-XXXXX-of-XXXXX.safetensors with {INDEX_FILE}, or *.safetensors)"
+    )
+
+
+def _from_index(folder: Path, index_path: Path) -> Checkpoint:
+    from .files import read_json
+
+    data = read_json(index_path, "safetensors index")
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{index_path}::$.weight_map: expected an object mapping tensor names to shard file names")
+    shards = []
+    for shard in dict.fromkeys(weight_map.values()):
+        rel = Path(shard)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise UnsafeInputError(f"{index_path}::$.weight_map: shard {shard!r} points outside the checkpoint folder")
+        if rel.suffix in PICKLE_SUFFIXES:
+            raise UnsafeInputError(f"{index_path}: shard {shard!r} is a pickle file; zoo never unpickles files",
+                                   hint="convert the checkpoint to safetensors on a machine you trust")
+        path = folder / rel
+        if not path.is_file():
+            users = sum(1 for v in weight_map.values() if v == shard)
+            raise CheckpointNotFoundError(
+                f"{index_path}: shard {shard!r} (holding {users} tensors) is missing from {folder}",
+                hint="the download is incomplete; fetch the missing file or remove the stale index",
+            )
+        shards.append(path)
+    return Checkpoint(folder, shards, dict(weight_map))
+
+
+def check_index(ckpt: Checkpoint) -> None:
+    """Every tensor the index names must be in the shard it names (headers only)."""
+    if not ckpt.index:
+        return
+    present = {f.name: set(read_header(f)) for f in ckpt.files}
+    absent = [name for name, shard in ckpt.index.items() if name not in present.get(Path(shard).name, set())]
+    if absent:
+        raise CheckpointError(
+            f"{ckpt.path / INDEX_FILE}: {len(absent)} tensor(s) listed in the index are not in their shard, e.g. {absent[0]!r}",
+            hint="the index and the shards come from different versions of the checkpoint",
+        )
+
+
+# -- Hugging Face cache --------------------------------------------------------------------------
+
+
+def hf_cache_dir() -> Path:
+    """The hub cache, read from the environment at call time (``HF_HUB_CACHE``, ``HF_HOME``)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hf_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_hf_repo(repo_id: str, revision: Optional[str] = None) -> Path:
+    """A snapshot folder for ``repo_id`` from the local cache, downloading only when online.
+
+    With ``HF_HUB_OFFLINE=1`` only the cache is used. Only safetensors, JSON and tokenizer files
+    are fetched (never pickles).
+    """
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:  # pragma: no cover - mlx-lm depends on huggingface_hub
+        raise CheckpointNotFoundError(f"{repo_id}: not a local folder, and huggingface_hub is not installed") from None
+    offline = hf_offline()
+    patterns = ["*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja", "*.jsonl"]
+    try:
+        path = snapshot_download(repo_id, revision=revision, cache_dir=str(hf_cache_dir()), local_files_only=offline, allow_patterns=patterns)
+    except LocalEntryNotFoundError:
+        raise CheckpointNotFoundError(
+            f"{repo_id}: not a local folder and not in the Hugging Face cache ({hf_cache_dir()})",
+            hint="download it first (`huggingface-cli download " + repo_id + "`) or unset HF_HUB_OFFLINE" if offline else None,
+        ) from None
+    except Exception as e:  # noqa: BLE001 - network, auth, missing repo: all user-facing
+        raise CheckpointNotFoundError(f"{repo_id}: cannot fetch from the Hugging Face Hub: {type(e).__name__}: {e}") from None
+    return Path(path)

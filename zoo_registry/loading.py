@@ -1,0 +1,410 @@
+"""Checkpoints on disk → an MLX model (and tokenizer), with a readable load report.
+
+Pipeline for a plugin architecture (``load_model``):
+
+1. resolve ``source``: a local folder, a model card name (materialised by :mod:`.cards`), or a
+   Hugging Face repo id found in the local cache (``HF_HUB_OFFLINE`` respected);
+2. read ``config.json``, refuse remote code (``model_file``; ``auto_map`` for a ``model_type`` no
+   plugin serves), merge card/user ``config_overrides``, validate (:func:`.configs.validate_config`);
+3. build the model from the normalised config (nothing is evaluated, so nothing is allocated);
+4. open the safetensors lazily (``mx.load`` maps them), apply the architecture's sanitize rules;
+5. for ``mlx_lm.convert -q`` checkpoints, swap in quantized layers where ``.scales`` exist;
+6. compare with the model's parameters (:mod:`.sanitize.report`): strict by default, raising
+   :class:`~zoo_registry.errors.WeightsMismatchError` with one compressed table;
+7. load, optionally quantize (``quantize=4|8``; the MoE router ``mlp.gate.wg`` stays unquantized),
+   evaluate unless ``lazy``.
+
+mlx-lm's own architectures are delegated to ``mlx_lm.utils.load_model`` (its hand-written
+``sanitize`` applies). :func:`plan` runs steps 1-6 on safetensors headers only: a dry run that
+reads no tensor data.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from .checkpoint import REPO_ID, Checkpoint, check_index, open_checkpoint, resolve_hf_repo
+from .errors import CheckpointError, CheckpointNotFoundError, ConfigError, UnsafeInputError, WeightsMismatchError, did_you_mean
+from .files import read_json
+from .registry import Architecture, Registry, get_registry
+from .resources import import_target, resource_path
+
+ROUTER_SUFFIX = "mlp.gate.wg"  # HunYuan's router; kept unquantized and precise (reference D8)
+QUANT_BITS = (2, 3, 4, 5, 6, 8)
+
+
+@dataclass
+class LoadInfo:
+    """What :func:`load_model` did, for ``zoo load`` and ``--explain``."""
+
+    path: Path
+    architecture: str
+    provider: str
+    config: Dict[str, Any]
+    report: Optional[Any] = None  # sanitize.report.LoadReport (None for mlx-lm built-ins)
+    seconds: float = 0.0
+    quantization: Optional[Dict[str, Any]] = None
+    card: Optional[Any] = None
+    raw_config: Dict[str, Any] = field(default_factory=dict, repr=False)  # config.json + overrides, before normalising
+
+    def as_dict(self) -> dict:
+        return {
+            "path": str(self.path),
+            "architecture": self.architecture,
+            "provider": self.provider,
+            "seconds": round(self.seconds, 3),
+            "quantization": self.quantization,
+            "card": getattr(self.card, "name", self.card),
+            "report": self.report.as_dict() if self.report is not None else None,
+        }
+
+
+@dataclass
+class Resolved:
+    path: Path
+    card: Optional[Any] = None
+
+
+# -- resolving ------------------------------------------------------------------------------------
+
+
+def resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
+    """A folder path, a model card name, or a Hugging Face repo id → a local folder."""
+    registry = registry or get_registry()
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise CheckpointNotFoundError(f"{path}: expected a checkpoint folder (with config.json), got a file")
+        return Resolved(path)
+    name = str(source)
+    catalogue = registry.cards()
+    if name in catalogue:
+        from . import cards
+
+        card = catalogue.get(name)
+        return Resolved(Path(cards.materialize(card)), card)
+    if REPO_ID.match(name):
+        return Resolved(resolve_hf_repo(name))
+    raise CheckpointNotFoundError(
+        f"{name}: no such folder, model card or Hugging Face repo id{did_you_mean(name, catalogue.cards)}",
+        hint="`zoo list` shows the model cards; a repo id looks like owner/name",
+    )
+
+
+def read_config(folder: Path) -> Tuple[dict, str]:
+    file = folder / "config.json"
+    if not file.is_file():
+        raise CheckpointNotFoundError(f"{file}: config.json not found", hint="a checkpoint folder needs the model's config.json")
+    config = read_json(file, "config")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{file}::$: a model config must be a JSON object, got {type(config).__name__}")
+    return config, str(file)
+
+
+def refuse_remote_code(config: dict, file: str, registry: Registry) -> None:
+    """zoo never runs Python shipped with a checkpoint."""
+    if "model_file" in config:
+        raise UnsafeInputError(
+            f"{file}::$.model_file: the config asks to import {config['model_file']!r} from the checkpoint; zoo never runs code shipped with weights",
+            hint="install a zoo plugin that serves this model_type instead",
+        )
+    if "auto_map" in config:
+        model_type = config.get("model_type")
+        try:
+            registry.architecture(model_type) if isinstance(model_type, str) else None
+        except KeyError:
+            raise UnsafeInputError(
+                f"{file}::$.auto_map: model_type {model_type!r} is served by no installed plugin, and its auto_map points to the "
+                "checkpoint's own Python code, which zoo never runs",
+                hint="install a zoo plugin serving this model_type (`zoo list` shows what is installed)",
+            ) from None
+
+
+def _card_overrides(card) -> dict:
+    if card is None:
+        return {}
+    value = card.data.get("config_overrides") or {}
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _card_quantization(card) -> Optional[dict]:
+    if card is None:
+        return None
+    q = card.data.get("quantization")
+    return dict(q) if isinstance(q, dict) else None
+
+
+def _prepare(source, config_overrides, registry):
+    registry = registry or get_registry()
+    resolved = resolve_source(source, registry)
+    raw, file = read_config(resolved.path)
+    refuse_remote_code(raw, file, registry)
+    overrides = {**_card_overrides(resolved.card), **(config_overrides or {})}
+    config = {**raw, **overrides}
+    from .configs import validate_config
+
+    arch, normalised = validate_config(config, file, registry)
+    return registry, resolved, config, overrides, arch, normalised
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+def load_model(
+    source,
+    *,
+    strict: bool = True,
+    quantize: Optional[int] = None,
+    group_size: int = 64,
+    dtype=None,
+    lazy: bool = False,
+    return_info: bool = False,
+    config_overrides: Optional[dict] = None,
+    registry: Optional[Registry] = None,
+):
+    """Load a model from a folder, a model card or a cached Hugging Face repo.
+
+    Args:
+        source: folder path, card name or ``owner/name`` repo id.
+        strict: raise :class:`WeightsMismatchError` unless every parameter is filled exactly once
+            by a tensor of the right shape; with ``False`` load what fits and warn.
+        quantize: quantize to this many bits after loading (router kept unquantized); a card's
+            ``quantization`` applies when this is ``None``.
+        group_size: quantization group size.
+        dtype: cast floating-point weights (``"bfloat16"``, ``"float16"``, ``"float32"``).
+        lazy: do not evaluate the parameters (they load on first use).
+        return_info: also return a :class:`LoadInfo`.
+        config_overrides: keys merged over ``config.json`` before validation.
+    """
+    import mlx.core as mx
+
+    start = time.perf_counter()
+    registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
+    card_q = _card_quantization(resolved.card)
+    if quantize is None and card_q is not None:
+        quantize, group_size = card_q.get("bits"), card_q.get("group_size", group_size)
+    if quantize is not None and quantize not in QUANT_BITS:
+        raise ConfigError(f"quantize={quantize!r}: expected one of {', '.join(map(str, QUANT_BITS))} bits")
+    report = None
+    if arch.builtin:
+        model = _load_builtin(resolved.path, strict, overrides, dtype)
+    else:
+        model, report = _load_plugin(resolved.path, arch, config, normalised, strict, dtype, registry)
+    quantization = config.get("quantization") if isinstance(config.get("quantization"), dict) else None
+    if quantize is not None:
+        if quantization is not None:
+            raise ConfigError(f"{resolved.path}: the checkpoint is already quantized ({quantization.get('bits')} bits); cannot quantize it again")
+        quantization = quantize_model(model, quantize, group_size)
+    model.eval()
+    if not lazy:
+        mx.eval(model.parameters())
+    info = LoadInfo(
+        path=resolved.path, architecture=arch.name, provider=arch.provider, config=normalised, report=report,
+        seconds=time.perf_counter() - start, quantization=quantization, card=resolved.card, raw_config=config,
+    )
+    return (model, info) if return_info else model
+
+
+def load(source, *, tokenizer_config: Optional[dict] = None, return_info: bool = False, **kwargs):
+    """``(model, tokenizer)`` like ``mlx_lm.load`` (plus ``info`` with ``return_info=True``)."""
+    from mlx_lm.utils import load_tokenizer
+
+    model, info = load_model(source, return_info=True, **kwargs)
+    eos = info.raw_config.get("eos_token_id")
+    gen = info.path / "generation_config.json"
+    if gen.is_file():
+        try:
+            eos = read_json(gen, "generation config").get("eos_token_id") or eos
+        except (ConfigError, AttributeError):
+            pass
+    try:
+        tokenizer = load_tokenizer(info.path, tokenizer_config, eos_token_ids=eos)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{info.path}: cannot load the tokenizer: {e}", hint="the folder needs tokenizer.json / tokenizer_config.json") from None
+    return (model, tokenizer, info) if return_info else (model, tokenizer)
+
+
+def _load_builtin(path: Path, strict: bool, overrides: dict, dtype):
+    """mlx-lm's own architecture: reuse its loader and hand-written sanitize."""
+    from mlx_lm.utils import load_model as mlx_load_model
+
+    try:
+        model, _ = mlx_load_model(path, lazy=True, strict=strict, model_config=overrides or None)
+    except FileNotFoundError as e:
+        raise CheckpointNotFoundError(f"{path}: {e}") from None
+    except ValueError as e:
+        raise CheckpointError(f"{path}: mlx-lm could not load the checkpoint: {e}") from None
+    if dtype is not None:
+        model.set_dtype(_mx_dtype(dtype))
+    return model
+
+
+def _mx_dtype(dtype):
+    import mlx.core as mx
+
+    name = str(dtype).rsplit(".", 1)[-1]
+    if name not in ("float16", "bfloat16", "float32"):
+        raise ConfigError(f"dtype={dtype!r}: expected float16, bfloat16 or float32")
+    return getattr(mx, name)
+
+
+def rules_for(arch: Architecture, registry: Optional[Registry] = None):
+    from .sanitize.rules import EMPTY, load_rules
+
+    if not arch.rules:
+        return EMPTY
+    return load_rules(resource_path(arch.rules), registry)
+
+
+def build_model(arch: Architecture, normalised: dict):
+    """Build (without evaluating) the plugin model from its normalised config."""
+    build = import_target(arch.model)
+    return build(dict(normalised))
+
+
+def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kind: str, registry=None):
+    """Sanitize the checkpoint's tensors and make ``model`` quantized where they are.
+
+    Returns ``(tensors, engine result, report)``. ``xp_kind`` is ``"mlx"`` (real lazy arrays) or
+    ``"shapes"`` (headers only, for :func:`plan`).
+    """
+    from mlx.utils import tree_flatten
+
+    from .sanitize import engine, report as report_mod
+    from .sanitize.tensors import SHAPES, describe, mlx_backend
+
+    check_index(ckpt)
+    tensors = ckpt.tensors() if xp_kind == "mlx" else dict(ckpt.specs())
+    rules = rules_for(arch, registry)
+    result = engine.apply(rules, tensors, normalised, xp=mlx_backend() if xp_kind == "mlx" else SHAPES, registry=registry)
+    tensors = result.tensors
+    q = config.get("quantization")
+    if isinstance(q, dict):
+        apply_checkpoint_quantization(model, q, tensors, config_file=str(ckpt.path / "config.json"))
+    expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
+    got = {k: describe(v) for k, v in tensors.items()}
+    rep = report_mod.compare(
+        expected, got, provenance=result.provenance, notes=result.notes, applied=result.applied,
+        source=ckpt.path, architecture=arch.name,
+    )
+    return tensors, result, rep
+
+
+def _load_plugin(path: Path, arch, config, normalised, strict, dtype, registry):
+    ckpt = open_checkpoint(path)
+    model = build_model(arch, normalised)
+    tensors, _, report = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="mlx", registry=registry)
+    if not report.ok:
+        if strict:
+            raise WeightsMismatchError(
+                report.message(), report=report,
+                hint="pass strict=False (`--no-strict`) to load what fits, or check that config.json belongs to these weights",
+            )
+        warnings.warn(report.message(), stacklevel=3)
+    if dtype is not None:
+        target = _mx_dtype(dtype)
+        from .sanitize.tensors import is_floating
+
+        tensors = {k: (v.astype(target) if is_floating(v.dtype) else v) for k, v in tensors.items()}
+    items = [(k, tensors[k]) for k in report.loaded]
+    tensors.clear()
+    model.load_weights(items, strict=False)
+    return model, report
+
+
+def apply_checkpoint_quantization(model, quantization: dict, tensors: dict, config_file: str = "config.json") -> None:
+    """Swap in quantized layers for a checkpoint written by ``mlx_lm.convert -q``.
+
+    A layer is quantized iff its ``.scales`` tensor exists (as in mlx-lm); bits and group size are
+    read from the shapes (per-layer entries of ``quantization`` take precedence).
+    """
+    import mlx.nn as nn
+
+    bits, gs = quantization.get("bits"), quantization.get("group_size")
+    mode = quantization.get("mode", "affine")
+    if not isinstance(bits, int) or not isinstance(gs, int):
+        raise ConfigError(f"{config_file}::$.quantization: expected integer bits and group_size, got {quantization!r}")
+
+    def predicate(path, module):
+        if path in quantization:
+            return quantization[path]
+        if not hasattr(module, "to_quantized") or f"{path}.scales" not in tensors:
+            return False
+        in_dims = module.weight.shape[-1]
+        scales, weight = tensors[f"{path}.scales"], tensors[f"{path}.weight"]
+        return {"group_size": in_dims // scales.shape[-1], "bits": (weight.shape[-1] * 32) // in_dims, "mode": mode}
+
+    nn.quantize(model, group_size=gs, bits=bits, mode=mode, class_predicate=predicate)
+
+
+def quantize_model(model, bits: int, group_size: int = 64) -> dict:
+    """Affine-quantize every layer whose input size divides by ``group_size``, except the router."""
+    import mlx.nn as nn
+
+    if group_size not in (32, 64, 128):
+        raise ConfigError(f"group_size={group_size!r}: expected 32, 64 or 128")
+    own = getattr(model, "quant_predicate", None)
+
+    def predicate(path, module):
+        if not hasattr(module, "to_quantized") or path.endswith(ROUTER_SUFFIX):
+            return False
+        if module.weight.shape[-1] % group_size:
+            return False
+        return own(path, module) if own is not None else True
+
+    nn.quantize(model, group_size=group_size, bits=bits, class_predicate=predicate)
+    return {"group_size": group_size, "bits": bits, "mode": "affine"}
+
+
+# -- planning -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """A dry run: what loading ``source`` would do, computed from safetensors headers."""
+
+    info: LoadInfo
+    report: Any
+    tensors: Dict[str, Any]
+
+    def lines(self):
+        out = [f"{self.info.path} ({self.info.architecture}, {self.info.provider})", f"  {self.report.summary()}"]
+        out += [f"  note: {n}" for n in self.report.notes]
+        if not self.report.ok:
+            out.append(self.report.table())
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[Registry] = None) -> Plan:
+    """Show what loading would do without reading tensor data (shapes from headers only)."""
+    from mlx.utils import tree_flatten
+
+    from .sanitize import report as report_mod
+    from .sanitize.tensors import describe
+
+    start = time.perf_counter()
+    registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
+    ckpt = open_checkpoint(resolved.path)
+    if arch.builtin:
+        from mlx_lm.utils import _get_classes  # mlx-lm's own dispatch; its sanitize needs arrays (lazy)
+
+        model_class, args_class = _get_classes(config=config)
+        model = model_class(args_class.from_dict(config))
+        tensors = ckpt.tensors()
+        if hasattr(model, "sanitize"):
+            tensors = model.sanitize(tensors)
+        expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
+        rep = report_mod.compare(expected, {k: describe(v) for k, v in tensors.items()}, source=resolved.path, architecture=arch.name)
+    else:
+        model = build_model(arch, normalised)
+        tensors, _, rep = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="shapes", registry=registry)
+    info = LoadInfo(resolved.path, arch.name, arch.provider, normalised, rep, time.perf_counter() - start,
+                    config.get("quantization"), resolved.card, config)
+    return Plan(info, rep, {k: describe(v) for k, v in tensors.items()})
