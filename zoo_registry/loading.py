@@ -85,7 +85,7 @@ def resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
     if name in catalogue:
         from . import cards
 
-        card = catalogue.get(name)
+        card = cards.resolve(name, registry)  # schema-validated, architecture and `requires` checked
         return Resolved(Path(cards.materialize(card)), card)
     if REPO_ID.match(name):
         return Resolved(resolve_hf_repo(name))

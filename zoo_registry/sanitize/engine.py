@@ -157,7 +157,7 @@ def _run_gather(rule, suffix, src, dst, get_op, tensors, config, xp, result):
         keys[key] = rest
     for key in sorted(groups, key=lambda k: tuple((0, int(v), "") if v.isdigit() else (1, 0, v) for _, v in k)):
         members = groups[key]
-        expected = rule.resolve(rule.count, config, "count") if rule.count is not None else len(members)
+        expected = rule.resolve(rule.count, config, "count", keys[key]) if rule.count is not None else len(members)
         if set(members) != set(range(expected)):
             missing = sorted(set(range(expected)) - set(members))
             extra = sorted(set(members) - set(range(expected)))
@@ -181,7 +181,7 @@ def _scatter(rule, suffix, op, source, values, dst, tensors, config, xp, result)
     except (ValueError, TypeError, IndexError) as e:
         raise _op_error(rule, [source], e) from None
     if rule.count is not None:
-        expected = rule.resolve(rule.count, config, "count")
+        expected = rule.resolve(rule.count, config, "count", values)
         if len(outputs) != expected:
             raise CheckpointError(f"{rule.where_path}: rule {rule.name!r} split {source} into {len(outputs)} tensors, expected {expected}")
     targets = [dst.render({**values, rule.over: i}) for i in range(len(outputs))]

@@ -117,10 +117,15 @@ class Rule:
             out.append((suffix, src, dst))
         return out
 
-    def resolve(self, value, config: dict, key: str):
-        """An integer, or ``config.KEY`` read from ``config`` (lists: element-wise)."""
+    def resolve(self, value, config: dict, key: str, values: Optional[Dict[str, str]] = None):
+        """An integer, or ``config.KEY`` read from ``config`` (lists: element-wise).
+
+        A config key holding a per-layer list (``num_experts: [64, 64, ...]`` after
+        normalisation) is indexed with the rule's ``{layer}`` placeholder value; a list whose
+        entries are all equal needs no index.
+        """
         if isinstance(value, list):
-            return [self.resolve(v, config, key) for v in value]
+            return [self.resolve(v, config, key, values) for v in value]
         if isinstance(value, str):
             m = CONFIG_REF.match(value)
             if m:
@@ -131,6 +136,11 @@ class Rule:
                         hint="add the key to config.json or to the card's config_overrides",
                     )
                 got = config[ckey]
+                if isinstance(got, list) and got:
+                    if values and "layer" in values and str(values["layer"]).isdigit() and int(values["layer"]) < len(got):
+                        got = got[int(values["layer"])]
+                    elif all(g == got[0] for g in got):
+                        got = got[0]
                 if isinstance(got, bool) or not isinstance(got, int):
                     raise ConfigError(f"{self.where_path}.{key}: config key {ckey!r} must be an integer for rule {self.name!r}, got {got!r}")
                 return got
