@@ -445,58 +445,27 @@ def _generated(card: Card, progress=None) -> Path:
 
 
 # -- Hugging Face cache -------------------------------------------------------------------------
-_HF_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken", "tokenizer*"]
-
-
-def hf_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def hf_snapshot(repo_id: str, revision: Optional[str] = None, subfolder: Optional[str] = None, where: Optional[str] = None) -> Path:
     """The local snapshot folder of a Hugging Face repo (its ``subfolder`` if given).
 
-    The Hugging Face cache (``HF_HUB_CACHE``, ``HF_HOME/hub``) is tried first without network. If
-    the snapshot is not there, it is downloaded (safetensors, configs and tokenizer files only),
-    unless ``HF_HUB_OFFLINE`` is set, in which case the error says how to get it.
+    Resolution is :func:`zoo_registry.checkpoint.resolve_hf_repo`: the Hugging Face cache
+    (``HF_HUB_CACHE``, ``HF_HOME/hub``), downloading only when ``HF_HUB_OFFLINE`` is not set.
+    Errors are prefixed with ``where`` (the card and key that named the repo).
     """
-    where = where or repo_id
+    from .checkpoint import resolve_hf_repo
+
     try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError as e:  # pragma: no cover - huggingface_hub comes with transformers
-        raise CheckpointNotFoundError(f"{where}: cannot look up {repo_id!r}: huggingface_hub is not installed ({e})") from None
-    kwargs = dict(repo_id=repo_id, revision=revision, allow_patterns=_HF_PATTERNS)
-    if subfolder:
-        kwargs["allow_patterns"] = [f"{subfolder}/{p}" for p in _HF_PATTERNS]
-    at = f"{repo_id}@{revision}" if revision else repo_id
-    try:
-        path = Path(snapshot_download(local_files_only=True, **kwargs))
-    except LocalEntryNotFoundError:
-        if hf_offline():
-            raise CheckpointNotFoundError(
-                f"{where}: {at} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
-                hint=f"download it once with network access (`hf download {repo_id}`), or unset HF_HUB_OFFLINE",
-            ) from None
-        path = _download(kwargs, at, where)
-    except Exception as e:  # noqa: BLE001 - hub errors have many types; all mean "not available"
-        raise CheckpointNotFoundError(f"{where}: cannot read {at} from the Hugging Face cache: {type(e).__name__}: {e}") from None
+        path = resolve_hf_repo(repo_id, revision=revision)
+    except CheckpointNotFoundError as e:
+        if where:
+            raise CheckpointNotFoundError(f"{where}: {e}", hint=e.hint) from None
+        raise
     if subfolder:
         path = path / subfolder
+    at = f"{repo_id}@{revision}" if revision else repo_id
     if not (path / "config.json").is_file():
         raise CheckpointNotFoundError(
-            f"{where}: the cached snapshot of {at} has no config.json ({path})",
-            hint="the download may be incomplete; run `hf download` for it again" + ("" if subfolder else ", or set source.subfolder"),
+            f"{where or repo_id}: the cached snapshot of {at} has no config.json ({path})",
+            hint="the download may be incomplete; download it again" + ("" if subfolder else ", or set source.subfolder in the card"),
         )
     return path
-
-
-def _download(kwargs, at, where) -> Path:
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(**kwargs))
-    except Exception as e:  # noqa: BLE001 - network, auth, missing repo: one clear message
-        raise CheckpointNotFoundError(
-            f"{where}: cannot download {at} from the Hugging Face Hub: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-            hint="check the repo id and your network, or set HF_HUB_OFFLINE=1 to use only the local cache",
-        ) from None

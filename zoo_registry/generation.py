@@ -1,0 +1,221 @@
+"""What `zoo load` reports about a loaded model, and the text generation behind `zoo generate`.
+
+Model figures are computed from the model object itself, so they hold for any architecture that
+follows mlx-lm's model protocol (a plugin's or mlx-lm's own):
+
+- parameters: every array of ``model.parameters()`` once (a tied embedding counts once);
+  quantized weights count the weights they stand for, not the packed ``uint32`` words;
+- active parameters per token: routed-expert tensors (``switch_mlp`` / ``experts``, stacked with
+  the expert axis first) count ``top_k / num_experts`` of their size, everything else in full,
+  layer by layer (HunYuan-Large: shared MLP + 1 of 16 experts; arXiv:2411.02265, Sec. 2.1);
+- KV-cache bytes per token: ``2 × kv_heads × head_dim × itemsize`` for every distinct cache the
+  model makes (a model whose cross-layer-attention layers share one cache object counts it once).
+
+Generation is mlx-lm's ``stream_generate`` with its samplers; this module only assembles the
+prompt (chat template or not) and the statistics line printed after the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional
+
+_EXPERT = re.compile(r"(^|\.)(switch_mlp|experts)\.")
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+@dataclass
+class ModelStats:
+    """Sizes of a loaded model (see the module docstring for how each is counted)."""
+
+    parameters: int
+    active_parameters: int
+    parameter_bytes: int
+    dtype: str
+    dtypes: Dict[str, int] = field(default_factory=dict)  # dtype -> parameters stored in it
+    kv_bytes_per_token: Optional[int] = None
+    kv_caches: Optional[int] = None  # distinct caches (fewer than layers with shared K/V)
+    layers: Optional[int] = None
+    quantization: Optional[dict] = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _modules_by_name(model) -> Dict[str, Any]:
+    return {name: module for name, module in model.named_modules()}
+
+
+def _top_k(module, config: Optional[dict], layer: Optional[int]) -> Optional[int]:
+    for attr in ("top_k", "num_experts_per_tok", "k"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    if config:
+        for key in ("moe_topk", "num_experts_per_tok", "top_k"):
+            value = config.get(key)
+            if isinstance(value, list) and layer is not None and layer < len(value):
+                value = value[layer]
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+def _per_layer(value, layer):
+    if isinstance(value, list):
+        return value[layer] if layer is not None and layer < len(value) else None
+    return value if isinstance(value, int) else None
+
+
+def model_stats(model, config: Optional[dict] = None) -> ModelStats:
+    """Count parameters (total, active per token), their bytes and the KV cache per token."""
+    from mlx.utils import tree_flatten
+
+    modules = _modules_by_name(model)
+    total = active = nbytes = 0
+    dtypes: Dict[str, int] = {}
+    quant = None
+    for key, array in tree_flatten(model.parameters()):
+        nbytes += array.nbytes
+        parent_name, _, leaf = key.rpartition(".")
+        parent = modules.get(parent_name)
+        bits = getattr(parent, "bits", None)
+        dtype = str(array.dtype).replace("mlx.core.", "")
+        count = array.size
+        if isinstance(bits, int) and getattr(parent, "group_size", None):
+            if leaf in ("scales", "biases"):
+                continue  # quantization bookkeeping, not model parameters
+            if leaf == "weight":
+                count, dtype = array.size * 32 // bits, f"{bits}-bit"
+                quant = quant or {"bits": bits, "group_size": parent.group_size}
+        dtypes[dtype] = dtypes.get(dtype, 0) + count
+        total += count
+        match = _EXPERT.search(key)
+        if match and array.ndim >= 1:
+            layer_match = _LAYER.search(key)
+            layer = int(layer_match.group(1)) if layer_match else None
+            moe = modules.get(key[: match.start()])
+            k = _top_k(moe, config, layer)
+            if key[match.end():].split(".")[0].isdigit():  # one module per expert: experts.{e}.*
+                experts = getattr(moe, "num_experts", None) or _per_layer((config or {}).get("num_experts"), layer)
+            else:  # stacked (SwitchGLU): the expert axis is the first
+                experts = array.shape[0]
+            if k and experts and experts > 1:
+                active += count * k // experts
+                continue
+        active += count
+    floats = {k: v for k, v in dtypes.items() if k in ("float32", "float16", "bfloat16")}
+    main = max(floats, key=floats.get) if floats else (max(dtypes, key=dtypes.get) if dtypes else "?")
+    stats = ModelStats(total, active, nbytes, main, dtypes, quantization=quant)
+    stats.layers = len(getattr(model, "layers", []) or [])
+    _add_kv(model, stats, config)
+    return stats
+
+
+def _add_kv(model, stats: ModelStats, config: Optional[dict]) -> None:
+    """KV-cache bytes per token from the caches the model would use (distinct objects only)."""
+    try:
+        from mlx_lm.models.cache import make_prompt_cache
+
+        caches = make_prompt_cache(model)
+    except Exception:  # noqa: BLE001 - a model without the cache protocol: leave it unknown
+        return
+    layers = list(getattr(model, "layers", []) or [])
+    itemsize = _itemsize(stats.dtype)
+    seen, per_token = set(), 0
+    for i, cache in enumerate(caches):
+        if id(cache) in seen:
+            continue
+        seen.add(id(cache))
+        if not hasattr(cache, "keys"):
+            continue  # recurrent state (Mamba-like): not per token
+        attn = getattr(layers[i], "self_attn", None) if i < len(layers) else None
+        kv_heads = getattr(attn, "n_kv_heads", None) or (config or {}).get("num_key_value_heads")
+        head_dim = getattr(attn, "head_dim", None) or (config or {}).get("head_dim")
+        if head_dim is None and config and config.get("hidden_size") and config.get("num_attention_heads"):
+            head_dim = config["hidden_size"] // config["num_attention_heads"]
+        if not (kv_heads and head_dim):
+            return
+        per_token += 2 * kv_heads * head_dim * itemsize
+    stats.kv_bytes_per_token = per_token
+    stats.kv_caches = len(seen)
+
+
+def _itemsize(dtype: str) -> int:
+    return {"float32": 4, "float16": 2, "bfloat16": 2}.get(dtype, 2)
+
+
+def human_bytes(n: Optional[float]) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000.0
+    return f"{n:.2f} TB"
+
+
+def human_count(n: Optional[int]) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+# -- generation --------------------------------------------------------------------------------
+def build_prompt(tokenizer, prompt: str, *, chat_template: bool = True, system: Optional[str] = None) -> List[int]:
+    """Token ids for ``prompt``: through the tokenizer's chat template when it has one."""
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        if isinstance(ids, dict):  # transformers may return a BatchEncoding
+            ids = ids["input_ids"]
+        if isinstance(ids, str):
+            ids = tokenizer.encode(ids, add_special_tokens=False)
+        return list(ids)
+    return list(tokenizer.encode(prompt))
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    prompt_tps: float = 0.0
+    generation_tokens: int = 0
+    generation_tps: float = 0.0
+    peak_memory_gb: float = 0.0
+    finish_reason: Optional[str] = None
+
+    def lines(self) -> List[str]:
+        """The summary mlx_lm.generate prints after the text."""
+        return [
+            f"Prompt: {self.prompt_tokens} tokens, {self.prompt_tps:.3f} tokens-per-sec",
+            f"Generation: {self.generation_tokens} tokens, {self.generation_tps:.3f} tokens-per-sec",
+            f"Peak memory: {self.peak_memory_gb:.3f} GB",
+        ]
+
+
+def stream(model, tokenizer, prompt_ids: List[int], *, max_tokens: int = 256, temp: float = 0.0, top_p: float = 1.0,
+           top_k: int = 0, min_p: float = 0.0, repetition_penalty: Optional[float] = None,
+           stats: Optional[GenerationStats] = None) -> Iterator[str]:
+    """Yield text segments from mlx-lm's ``stream_generate``; fill ``stats`` as it goes.
+
+    Sampling is mlx-lm's ``make_sampler`` (``temp == 0`` is greedy); seed MLX's generator with
+    ``mx.random.seed`` beforehand for reproducible sampling.
+    """
+    from mlx_lm.generate import stream_generate
+    from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
+    sampler = make_sampler(temp=temp, top_p=top_p, top_k=top_k, min_p=min_p)
+    processors = make_logits_processors(repetition_penalty=repetition_penalty) if repetition_penalty else None
+    for response in stream_generate(model, tokenizer, prompt_ids, max_tokens=max_tokens, sampler=sampler, logits_processors=processors):
+        if stats is not None:
+            stats.prompt_tokens = response.prompt_tokens
+            stats.prompt_tps = response.prompt_tps
+            stats.generation_tokens = response.generation_tokens
+            stats.generation_tps = response.generation_tps
+            stats.peak_memory_gb = response.peak_memory
+            stats.finish_reason = response.finish_reason
+        yield response.text
