@@ -94,7 +94,9 @@ class DynamicNTKRoPE(nn.Module):
 
     For a total length ``n = offset + L > max_position_embeddings`` the base becomes
     ``base * (factor * n / max_pos - (factor - 1)) ** (d / (d - 2))`` (the Hugging Face "dynamic"
-    rule, read by HunYuan-Large's code when ``rope_scaling.alpha`` is absent or 0).
+    rule, read by HunYuan-Large's code when ``rope_scaling.alpha`` is absent or 0). As in Hugging
+    Face, keys already in a cache keep the base they were rotated with, so past the trained length
+    cached decode and a full forward pass differ slightly; within it they are identical.
     """
 
     def __init__(self, dims: int, base: float = 10000.0, factor: float = 1.0, max_position_embeddings: int = 2048, traditional: bool = False):
