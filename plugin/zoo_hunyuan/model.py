@@ -109,6 +109,18 @@ class Model(nn.Module):
     def layers(self):
         return self.model.layers
 
+    def shard(self, group=None, moe_strategy: str = "auto"):
+        """Split the model across ``group`` in place (mlx-lm's ``model.shard`` convention).
+
+        Attention heads (and KV heads, keeping CLA groups aligned), the shared MLP and the experts
+        are divided by the runtime's sharding rules; see :mod:`zoo_registry.runtime.sharding`.
+        Raises ``ConfigError`` when a size does not divide by the group size.
+        """
+        from zoo_registry.runtime.sharding import shard_layers
+
+        group = group or mx.distributed.init()
+        shard_layers(self.layers, group, moe_strategy=moe_strategy)
+
 
 def build(config: dict) -> Model:
     """Build a HunYuan model from a config dict (normalised here if it is not yet; idempotent)."""
