@@ -155,6 +155,7 @@ def _run_gather(rule, suffix, src, dst, get_op, tensors, config, xp, result):
         key = tuple(sorted(rest.items()))
         groups.setdefault(key, {})[int(values[over])] = name
         keys[key] = rest
+    problems: Dict[str, List[str]] = {}  # what is wrong -> groups it is wrong for (compressed below)
     for key in sorted(groups, key=lambda k: tuple((0, int(v), "") if v.isdigit() else (1, 0, v) for _, v in k)):
         members = groups[key]
         expected = rule.resolve(rule.count, config, "count", keys[key]) if rule.count is not None else len(members)
@@ -167,11 +168,16 @@ def _run_gather(rule, suffix, src, dst, get_op, tensors, config, xp, result):
             if extra:
                 what.append(f"unexpected {over} {_ranges(extra)}")
             example = src[0].render({**keys[key], over: "{" + over + "}"})
-            result.notes.append(f"rule {rule.name!r}: {example}: {' and '.join(what)} (expected {expected}); left as is")
+            problems.setdefault(f"{' and '.join(what)} (expected {expected})", []).append(example)
             continue
         sources = [members[i] for i in range(expected)]
         target = dst[0].render(keys[key])
         _transform(rule, suffix, get_op(), sources, [target], tensors, xp, result)
+    from .report import compress_names
+
+    for what, examples in problems.items():
+        for name in compress_names(examples):
+            result.notes.append(f"rule {rule.name!r}: {name}: {what}; left as is")
 
 
 def _scatter(rule, suffix, op, source, values, dst, tensors, config, xp, result):
