@@ -15,13 +15,16 @@ the card is used, :func:`generate` writes a real Hugging Face-layout checkpoint 
   ``tokenizers`` package on :data:`TEXT` below, with special tokens and a small chat template.
 - ``generation_config.json``.
 
-Everything comes from ``numpy.random.default_rng(seed)`` and a deterministic BPE training run, so
-the same seed gives the same bytes on every machine. The folder is written to a temporary sibling
-and renamed into place, so a crash never leaves half a checkpoint behind.
+Everything comes from ``numpy.random.default_rng(seed)``, a deterministic BPE training run and a
+fixed number of numpy optimisation steps, so the same seed gives the same bytes (across machines,
+up to float64 BLAS rounding before the cast to float32). The folder is written to a temporary
+sibling and renamed into place, so a crash never leaves half a checkpoint behind.
 
-Random weights make random text; the point is that every stage of the real path runs: card →
-schema → plugin → sanitize rules → MLX model → tokenizer → generation. Generation is deterministic
-for a given seed and prompt.
+The point is that every stage of the real path runs: card → schema → plugin → sanitize rules →
+MLX model → tokenizer → generation. Pure random weights would only babble, so
+:func:`shape_weights` fits the embeddings and one shared MLP to the bigrams of :data:`TEXT`
+(the other blocks stay random, at reduced scale): the model answers in word-like fragments of its
+training text, deterministically for a given seed and prompt. It knows nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 #: Bump when the generated files change, so cached copies made by older code are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: Architecture of the tiny model (HunYuan-Large's feature set at toy scale).
 CONFIG: Dict = {
@@ -168,6 +171,121 @@ def make_weights(cfg: Dict, seed: int) -> Dict[str, "object"]:
     return w
 
 
+#: How much the random blocks add to the residual stream next to the fitted bigram path.
+BLOCK_SCALE = 0.3
+FIT_STEPS = 60
+
+
+def bigram_counts(tok):
+    """Counts of token pairs in :data:`TEXT`, each line framed as ``<|assistant|> line <|eos|>``."""
+    import numpy as np
+
+    V = tok.get_vocab_size()
+    assistant, eos = tok.token_to_id("<|assistant|>"), tok.token_to_id("<|eos|>")
+    counts = np.zeros((V, V))
+    for line in TEXT.splitlines(keepends=True):
+        ids = [assistant] + tok.encode(line).ids + [eos]
+        for a, b in zip(ids, ids[1:]):
+            counts[a, b] += 1
+    return counts
+
+
+def _mm(a, b):
+    """``a @ b`` in blocks of 16 rows.
+
+    Small blocks keep OpenBLAS single-threaded: on a busy 2-core machine its threads for a
+    477 x 64 x 477 product oversubscribe the cores and run 10x slower than one thread.
+    """
+    import numpy as np
+
+    return np.concatenate([a[i : i + 16] @ b for i in range(0, a.shape[0], 16)])
+
+
+def fit_bigram(counts, hidden: int, seed: int, steps: int = FIT_STEPS, progress=None):
+    """Fit unit directions ``x̂`` (V × hidden-1) and a matrix ``P`` (hidden × hidden) so that
+    ``softmax(ẽ_t P ẽ_s)`` over ``s`` approximates the bigram ``P(s | t)``, with ``ẽ = [1, x̂]``.
+
+    Plain numpy Adam on the cross-entropy, a fixed number of steps from a seeded start, so the
+    result is deterministic. Returns ``(x̂, P)``.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 1)
+    V = counts.shape[0]
+    rows = counts.sum(1, keepdims=True)
+    total = counts.sum()
+    X = rng.standard_normal((V, hidden - 1))
+    P = rng.standard_normal((hidden, hidden)) * 0.1
+    m = [np.zeros_like(X), np.zeros_like(P)]
+    v = [np.zeros_like(X), np.zeros_like(P)]
+    lr, b1, b2 = 0.1, 0.9, 0.999
+    for step in range(1, steps + 1):
+        norm = np.linalg.norm(X, axis=1, keepdims=True)
+        xh = X / norm
+        E = np.concatenate([np.ones((V, 1)), xh], 1)
+        Z = _mm(_mm(E, P), E.T)
+        Z -= Z.max(1, keepdims=True)
+        S = np.exp(Z)
+        S /= S.sum(1, keepdims=True)
+        G = (rows * S - counts) / total  # d(mean cross-entropy)/dZ
+        GE = _mm(G, E)
+        dP = _mm(E.T.copy(), GE) + 1e-4 * P
+        dE = _mm(GE, P.T) + _mm(_mm(G.T.copy(), E), P)
+        dxh = dE[:, 1:]
+        dX = (dxh - xh * (xh * dxh).sum(1, keepdims=True)) / norm  # through the row normalisation
+        for i, (param, grad) in enumerate(((X, dX), (P, dP))):
+            m[i] = b1 * m[i] + (1 - b1) * grad
+            v[i] = b2 * v[i] + (1 - b2) * grad * grad
+            param -= lr * (m[i] / (1 - b1**step)) / (np.sqrt(v[i] / (1 - b2**step)) + 1e-8)
+        if progress is not None and step % 10 == 0:
+            progress(step, steps)
+    return X / np.linalg.norm(X, axis=1, keepdims=True), P
+
+
+def shape_weights(w: Dict, cfg: Dict, tok, seed: int, progress=None) -> Dict:
+    """Make the random model speak its training text's bigrams instead of noise.
+
+    The mechanism uses only the architecture's own parts, so every block still runs:
+
+    - every embedding row is ``s·[1, x̂_t]`` (same norm for all tokens), so after
+      ``post_attention_layernorm`` coordinate 0 is the same constant for every token;
+    - layer 0's shared MLP gates on that constant coordinate (``silu`` of a large constant is
+      nearly linear), which turns its SwiGLU into the linear map ``A`` with
+      ``s·ẽ_t + A·n_t = P^T ẽ_t``; with the tied head the logits are then ``∝ ẽ_t P ẽ_s``;
+    - the final norm weight rescales the logits to the fitted scale;
+    - every other block (attention, experts, the other shared MLPs) keeps random weights whose
+      output is scaled by :data:`BLOCK_SCALE`, so they perturb but do not drown the bigram path.
+    """
+    import numpy as np
+
+    H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    counts = bigram_counts(tok)
+    counts += 0.02 / V * counts.sum(1, keepdims=True).clip(1)  # light smoothing
+    xh, P = fit_bigram(counts, H, seed, progress=progress)
+    e = np.concatenate([np.ones((V, 1)), xh], 1)  # ẽ: [V, H]
+    s = np.sqrt(H / 2.0)  # rms of every embedding row = 1
+    c = np.sqrt(H / 2.0)  # RMSNorm(s·ẽ) = c·ẽ, since ||ẽ|| = sqrt(2)
+    A = (P.T - s * np.eye(H)) / c
+    gate_arg = 16.0  # silu(16) = 16 * (1 - 1.1e-7): linear to float32 precision
+    silu = gate_arg / (1.0 + np.exp(-gate_arg))
+    gate = np.zeros((I, H))
+    gate[:H, 0] = gate_arg / c  # n_t[0] = c for every token
+    up = np.zeros((I, H))
+    up[:H] = A
+    down = np.zeros((H, I))
+    down[:, :H] = np.eye(H) / silu
+    p = "model.layers.0.mlp.shared_mlp."
+    w[p + "gate_proj.weight"], w[p + "up_proj.weight"], w[p + "down_proj.weight"] = gate, up, down
+    w["model.embed_tokens.weight"] = s * e
+    seen = counts.sum(1) > 1
+    h_norm = np.median(np.linalg.norm(e[seen] @ P, axis=1))  # ||P^T ẽ_t||
+    w["model.norm.weight"] = np.full((H,), h_norm / (np.sqrt(H) * s))  # logits ≈ ẽ_t P ẽ_s
+    for key in list(w):
+        if key.endswith(("self_attn.o_proj.weight", "down_proj.weight")) and not key.startswith(p):
+            w[key] = w[key] * BLOCK_SCALE
+    return {k: np.asarray(v, dtype=np.float32) for k, v in w.items()}
+
+
 def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -208,7 +326,7 @@ def generate(folder, seed: int = 0, progress: Optional[Callable[[int, int, str],
                 "chat_template": CHAT_TEMPLATE,
             },
         )
-        report(1, len(steps), "drawing weights")
+        report(1, len(steps), "drawing and fitting weights")
         cfg = config()
         cfg.update(
             vocab_size=vocab,
@@ -216,7 +334,8 @@ def generate(folder, seed: int = 0, progress: Optional[Callable[[int, int, str],
             eos_token_id=ids["<|eos|>"],
             pad_token_id=ids["<|pad|>"],
         )
-        save_file(make_weights(cfg, seed), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        weights = shape_weights(make_weights(cfg, seed), cfg, tok, seed, progress=lambda i, n: report(1 + i / n, len(steps), "fitting bigrams"))
+        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         report(2, len(steps), "writing config")
         _write_json(tmp / "config.json", cfg)
         _write_json(
