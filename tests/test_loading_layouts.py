@@ -137,3 +137,23 @@ def test_rules_target_mlx_lm_module_tree(tmp_path, ref):
     folder = write_checkpoint(tmp_path / "hf", per_expert(ref, E), TINY)
     model = load_model(folder, registry=mlx_lm_registry())
     assert max_diff(model, ref) == 0.0
+
+
+def test_stacking_experts_does_not_hold_the_checkpoint_twice(tmp_path):
+    """Lazy load: nothing is read before eval; evaluating peaks well below 2x the checkpoint."""
+    import gc
+
+    config = dict(TINY, hidden_size=256, intermediate_size=256, num_experts=8, num_hidden_layers=4,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=128)
+    ref = reference_weights(config, seed=8)
+    size = sum(v.nbytes for v in ref.values())
+    folder = write_checkpoint(tmp_path / "mem", per_expert(ref, 8), config)
+    del ref
+    gc.collect()
+    mx.clear_cache()
+    base = mx.get_active_memory()
+    mx.reset_peak_memory()
+    model = load_model(folder, lazy=True)
+    assert mx.get_active_memory() - base < size / 10  # nothing read yet
+    mx.eval(model.parameters())
+    assert mx.get_peak_memory() - base < 1.5 * size

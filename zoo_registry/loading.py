@@ -33,7 +33,9 @@ from .files import read_json
 from .registry import Architecture, Registry, get_registry
 from .resources import import_target, resource_path
 
-ROUTER_SUFFIX = "mlp.gate.wg"  # HunYuan's router; kept unquantized and precise (reference D8)
+# MoE routers keep full precision when quantizing: a few KB each, and near-tie routing flips
+# otherwise (HunYuan's router is ``mlp.gate.wg``; mlx-lm models name theirs ``mlp.gate``).
+ROUTER_SUFFIXES = ("mlp.gate.wg", "mlp.gate")
 QUANT_BITS = (2, 3, 4, 5, 6, 8)
 
 
@@ -342,7 +344,7 @@ def apply_checkpoint_quantization(model, quantization: dict, tensors: dict, conf
 
 
 def quantize_model(model, bits: int, group_size: int = 64) -> dict:
-    """Affine-quantize every layer whose input size divides by ``group_size``, except the router."""
+    """Affine-quantize every layer whose input size divides by ``group_size``, except MoE routers."""
     import mlx.nn as nn
 
     if group_size not in (32, 64, 128):
@@ -350,7 +352,7 @@ def quantize_model(model, bits: int, group_size: int = 64) -> dict:
     own = getattr(model, "quant_predicate", None)
 
     def predicate(path, module):
-        if not hasattr(module, "to_quantized") or path.endswith(ROUTER_SUFFIX):
+        if not hasattr(module, "to_quantized") or path.endswith(ROUTER_SUFFIXES):
             return False
         if module.weight.shape[-1] % group_size:
             return False
