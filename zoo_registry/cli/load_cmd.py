@@ -168,6 +168,7 @@ def run(args):
     card = prepare_source(args.model)
     if args.dry_run:
         return dry_run(args, card)
+    loading.resolve_source(args.model)  # a source that is not there fails now, before the slow imports
     import mlx_lm.models.base  # noqa: F401 - importing mlx-lm (and transformers) takes seconds; keep it out of the load time
 
     if args.prompt:
