@@ -374,7 +374,7 @@ class Plan:
     tensors: Dict[str, Any]
 
     def lines(self):
-        out = [f"{self.info.path} ({self.info.architecture}, {self.info.provider})", f"  {self.report.summary()}"]
+        out = [f"{self.info.path} (architecture {self.info.architecture}, provider {self.info.provider})", f"  {self.report.summary()}"]
         out += [f"  note: {n}" for n in self.report.notes]
         if not self.report.ok:
             out.append(self.report.table())
