@@ -1,0 +1,103 @@
+"""The figures `zoo load` prints, checked against independent measurements on real models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+mx = pytest.importorskip("mlx.core")
+
+from zoo_registry.generation import build_prompt, human_bytes, human_count, model_stats  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from zoo_hunyuan import tiny as gen
+
+    from zoo_registry.loading import load
+
+    folder = gen.generate(tmp_path_factory.mktemp("tiny") / "ckpt", seed=0)
+    model, tokenizer = load(str(folder))
+    return folder, model, tokenizer
+
+
+def measured_kv_bytes_per_token(model):
+    """Run one token through the model's real caches and weigh what they stored."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    model(mx.array([[1]]), cache=cache)
+    seen, total = set(), 0
+    for c in cache:
+        if id(c) not in seen:
+            seen.add(id(c))
+            keys, values = c.keys_and_values()  # the first `offset` (= 1) positions
+            total += keys.nbytes + values.nbytes
+    return total
+
+
+def test_kv_bytes_per_token_equals_what_the_cache_stores(tiny):
+    folder, model, _ = tiny
+    config = json.loads((folder / "config.json").read_text())
+    stats = model_stats(model, config)
+    assert stats.kv_bytes_per_token == measured_kv_bytes_per_token(model)
+    assert stats.kv_caches == config["num_hidden_layers"]  # zoo keeps one cache per layer, like Tencent's code
+
+
+def test_parameter_counts_equal_the_checkpoint_tensors(tiny):
+    from safetensors import safe_open
+
+    folder, model, _ = tiny
+    config = json.loads((folder / "config.json").read_text())
+    with safe_open(str(folder / "model.safetensors"), "numpy") as f:
+        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+    size = lambda s: int(__import__("math").prod(s))  # noqa: E731
+    total = sum(size(s) for s in shapes.values())
+    experts = sum(size(s) for k, s in shapes.items() if ".experts." in k)
+    stats = model_stats(model, config)
+    assert stats.parameters == total
+    assert stats.active_parameters == total - experts + experts * config["moe_topk"] // config["num_experts"]
+    assert stats.parameter_bytes == 4 * total and stats.dtype == "float32"
+
+
+def test_top_k_comes_from_the_moe_blocks(tiny):
+    """A top-2 model counts 2 of 4 experts per token (mlx-lm's own hunyuan module, per-layer topk)."""
+    from mlx_lm.models import hunyuan
+
+    folder, _, _ = tiny
+    config = json.loads((folder / "config.json").read_text())
+    config["moe_topk"] = 2
+    model = hunyuan.Model(hunyuan.ModelArgs.from_dict(config))
+    stats = model_stats(model, config)
+    experts = sum(v.size for k, v in __import__("mlx.utils", fromlist=["x"]).tree_flatten(model.parameters()) if "switch_mlp" in k)
+    assert stats.active_parameters == stats.parameters - experts // 2
+
+
+def test_quantized_weights_count_what_they_stand_for(tiny):
+    import mlx.nn as nn
+
+    from zoo_registry.loading import load_model
+
+    folder, model, _ = tiny
+    before = model_stats(model)
+    quantized = load_model(str(folder), quantize=4, group_size=32)
+    after = model_stats(quantized)
+    assert after.parameters == before.parameters
+    assert after.active_parameters == before.active_parameters
+    assert after.quantization == {"bits": 4, "group_size": 32}
+    assert after.parameter_bytes < before.parameter_bytes / 3
+    assert any(isinstance(m, nn.QuantizedLinear) for _, m in quantized.named_modules())
+
+
+def test_chat_template_is_used_when_present(tiny):
+    _, _, tokenizer = tiny
+    with_template = build_prompt(tokenizer, "Hello")
+    plain = build_prompt(tokenizer, "Hello", chat_template=False)
+    assert tokenizer.decode(with_template) == "<|bos|><|user|>Hello<|eos|><|assistant|>"
+    assert tokenizer.decode(plain) == "Hello"
+
+
+def test_human_units():
+    assert human_bytes(1024) == "1.02 KB" and human_bytes(512) == "512 B" and human_bytes(2.5e9) == "2.50 GB"
+    assert human_count(564736) == "564.74K" and human_count(80393183232) == "80.39B" and human_count(12) == "12"
