@@ -95,9 +95,10 @@ def generate_and_print(args, model, tokenizer, extra=None) -> int:
 
 def run(args):
     from .. import loading
-    from .load_cmd import load_options, prepare_source
+    from .load_cmd import load_options, prepare_source, quiet_transformers
 
     _check(args)
+    quiet_transformers(args)
     prepare_source(args.model)
     model, tokenizer = loading.load(args.model, **load_options(args))
     return generate_and_print(args, model, tokenizer)

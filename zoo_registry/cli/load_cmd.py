@@ -54,6 +54,17 @@ def prepare_source(name: str):
     return card
 
 
+def quiet_transformers(args) -> None:
+    """Hide transformers' warnings about config keys it does not know (zoo validated them already).
+
+    Loading a tokenizer makes transformers read config.json too, and it warns about every
+    architecture it lacks (``hunyuan``) and every rope key it does not model. ``--debug`` or an
+    explicit ``TRANSFORMERS_VERBOSITY`` keeps them.
+    """
+    if not getattr(args, "debug", False):
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def load_options(args) -> dict:
     return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype)
 
@@ -165,6 +176,7 @@ def dry_run(args, card) -> int:
 def run(args):
     from .. import loading
 
+    quiet_transformers(args)
     card = prepare_source(args.model)
     if args.dry_run:
         return dry_run(args, card)
