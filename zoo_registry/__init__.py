@@ -48,6 +48,13 @@ def load_model(path_or_name, **kwargs):
     return _load_model(path_or_name, **kwargs)
 
 
+def plan(path_or_name, **kwargs):
+    """What loading would do (architecture, rules, report) from safetensors headers only."""
+    from .loading import plan as _plan
+
+    return _plan(path_or_name, **kwargs)
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
@@ -63,4 +70,5 @@ __all__ = [
     "hookimpl",
     "load",
     "load_model",
+    "plan",
 ]
