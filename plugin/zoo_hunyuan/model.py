@@ -12,7 +12,13 @@ The decoder is pre-norm Llama style: ``h += attn(input_layernorm(h))``, ``h += m
 
 It follows mlx-lm's model protocol (``model(ids, cache)``, ``model.layers``, works with
 ``make_prompt_cache`` and ``stream_generate``) and uses mlx-lm's parameter names, so a checkpoint
-saved by mlx-lm's ``hunyuan`` module loads as is. There is deliberately no ``sanitize()``:
+saved by mlx-lm's ``hunyuan`` module loads as is.
+
+With CLA a group's K/V is cached once, in the owner layer's cache; the other layers' caches are
+zero-byte shadows (:mod:`zoo_registry.runtime.cache`), so the KV cache is ``1 / cla_share_factor``
+of mlx-lm's. There is deliberately no ``make_cache()``: mlx-lm's default one-cache-per-layer list
+is what the shadows need, and it keeps ``max_kv_size`` (rotating caches) working, which
+``make_prompt_cache`` ignores for models that define ``make_cache``. There is deliberately no ``sanitize()``:
 other checkpoint layouts are mapped by the plugin's rule files.
 """
 

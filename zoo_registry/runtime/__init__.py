@@ -4,6 +4,7 @@
 - :mod:`.attention`: GQA attention with optional QK-norm after RoPE and cross-layer K/V sharing.
 - :mod:`.mlp`: the SwiGLU MLP.
 - :mod:`.moe`: fp32-routed top-k MoE on mlx-lm's ``SwitchGLU`` with an optional shared MLP.
+- :mod:`.cache`: CLA K/V stored once per group inside mlx-lm's prompt caches (zero-byte shadows).
 
 The components know no model family; a plugin maps its config keys onto their arguments.
 Importing this package does not import MLX; import the submodules for that.

@@ -7,14 +7,16 @@ Three ideas, all from HunYuan-Large (Sun et al., arXiv:2411.02265), kept general
 - **QK-norm after RoPE**: an optional per-head RMSNorm over ``head_dim`` on queries and keys,
   applied *after* the rotation (the opposite order to Qwen3). It bounds the attention logits.
 - **Cross-Layer Attention (CLA)**: a layer built with ``kv_proj=False`` has no ``k_proj`` /
-  ``v_proj``; it reuses the raw (pre-RoPE) key/value projections of the last layer that has them,
-  passed in as ``kv_states``. Each layer still rotates the keys and applies its *own*
-  ``key_layernorm``, and keeps its own cache. With a share factor of 2 this halves the K/V
-  projection weights (and, in the paper's accounting, the KV cache).
+  ``v_proj``; it attends over the K/V of the last layer that has them, handed over as
+  ``kv_states``. Each layer keeps its *own* ``key_layernorm``: the owner stores the weight-free
+  ``k / rms(k)`` and every layer folds its key-norm weight into its query
+  (``q · (k̂ ⊙ w) = (q ⊙ w) · k̂``), so a group's K/V is computed, rotated, normalised and cached
+  once. With a share factor of 2 this halves the K/V projection weights and the KV cache (see
+  :mod:`.cache` for how the consumers' caches stay in step at zero bytes).
 
 Masks and caches follow mlx-lm: ``create_attention_mask`` / ``scaled_dot_product_attention`` from
-``mlx_lm.models.base``, so every mlx-lm cache (``KVCache``, ``RotatingKVCache``, quantized caches)
-works unchanged.
+``mlx_lm.models.base``, so every mlx-lm cache (``KVCache``, ``RotatingKVCache``, quantized and
+batched caches) works unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any, Optional, Tuple
 import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.base import scaled_dot_product_attention
+
+from .cache import SharedKV, advance_shadow
 
 KVStates = Tuple[mx.array, mx.array]  # raw k_proj / v_proj outputs, each [B, L, n_kv_heads * head_dim]
 
@@ -41,8 +45,10 @@ class Attention(nn.Module):
         norm_eps: epsilon of those norms.
         bias: bias on all four projections.
 
-    ``__call__(x, mask, cache, kv_states)`` returns ``(out[B, L, D], kv_states)`` where
-    ``kv_states`` are the raw K/V projections this layer used, for the next CLA consumer.
+    ``__call__(x, mask, cache, kv_states)`` returns ``(out[B, L, D], kv_states)``. An owner returns
+    a :class:`~.cache.SharedKV` (iterates as its raw K/V projections, carries the rotated,
+    normalised and cached K/V); a consumer returns the ``kv_states`` it was given. A consumer given
+    plain raw ``(k, v)`` projections instead rotates, normalises and caches them itself.
     """
 
     def __init__(
@@ -75,6 +81,16 @@ class Attention(nn.Module):
             self.key_layernorm = nn.RMSNorm(head_dim, eps=norm_eps)
         self.rope = rope
 
+    def _keys_values(self, kv_states: KVStates, B: int, L: int, offset):
+        """Raw ``(k, v)`` projections → post-RoPE keys (weight-free ``k / rms(k)`` with QK-norm), values."""
+        keys, values = kv_states
+        keys = keys.reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)  # [B, nkv, L, hd]
+        values = values.reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)  # [B, nkv, L, hd]
+        keys = self.rope(keys, offset=offset)
+        if self.use_qk_norm:  # after RoPE, per head, without the weight (folded into the query)
+            keys = mx.fast.rms_norm(keys, None, self.key_layernorm.eps)
+        return keys, values
+
     def __call__(
         self,
         x: mx.array,
@@ -88,22 +104,31 @@ class Attention(nn.Module):
             kv_states = (self.k_proj(x), self.v_proj(x))
         elif kv_states is None:
             raise ValueError("this attention layer shares K/V (CLA) and needs kv_states from an earlier layer")
-        keys, values = kv_states
+
+        if isinstance(kv_states, SharedKV) and not self.has_kv_proj:  # CLA consumer: the owner did the work
+            if kv_states.normalized != self.use_qk_norm:
+                raise ValueError("layers sharing K/V (CLA) must agree on qk_norm")
+            offset, keys, values, kv_cache = kv_states.offset, kv_states.keys, kv_states.values, kv_states.cache
+            if cache is not None and cache is not kv_cache:
+                advance_shadow(cache, kv_states)
+        else:
+            offset = cache.offset if cache is not None else 0
+            new_keys, new_values = self._keys_values(kv_states, B, L, offset)
+            keys, values, kv_cache = new_keys, new_values, cache
+            if cache is not None:
+                keys, values = cache.update_and_fetch(new_keys, new_values)
+            if self.has_kv_proj:
+                kv_states = SharedKV(
+                    tuple(kv_states), keys, values, cache=cache, offset=offset, normalized=self.use_qk_norm,
+                    new_keys=new_keys, new_values=new_values,
+                )
 
         queries = queries.reshape(B, L, self.n_heads, -1).transpose(0, 2, 1, 3)  # [B, nh, L, hd]
-        keys = keys.reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)  # [B, nkv, L, hd]
-        values = values.reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)  # [B, nkv, L, hd]
-
-        offset = cache.offset if cache is not None else 0
         queries = self.rope(queries, offset=offset)
-        keys = self.rope(keys, offset=offset)
-        if self.use_qk_norm:  # after RoPE, per head
-            queries = self.query_layernorm(queries)
-            keys = self.key_layernorm(keys)
+        if self.use_qk_norm:  # query norm after RoPE, times this layer's key-norm weight (folded)
+            weight = self.query_layernorm.weight * self.key_layernorm.weight
+            queries = mx.fast.rms_norm(queries, weight, self.query_layernorm.eps)
 
-        if cache is not None:
-            keys, values = cache.update_and_fetch(keys, values)
-
-        out = scaled_dot_product_attention(queries, keys, values, cache=cache, scale=self.scale, mask=mask)
+        out = scaled_dot_product_attention(queries, keys, values, cache=kv_cache, scale=self.scale, mask=mask)
         out = out.transpose(0, 2, 1, 3).reshape(B, L, -1)  # [B, L, nh * hd]
         return self.o_proj(out), kv_states
