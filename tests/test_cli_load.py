@@ -23,26 +23,42 @@ def tiny(tmp_path_factory):
 
 
 def measured_kv_bytes_per_token(model):
-    """Run one token through the model's real caches and weigh what they stored."""
+    """Run one token through the model's real caches (evaluated) and weigh what they stored."""
     from mlx_lm.models.cache import make_prompt_cache
 
     cache = make_prompt_cache(model)
-    model(mx.array([[1]]), cache=cache)
-    seen, total = set(), 0
+    mx.eval(model(mx.array([[1]]), cache=cache))
+    seen, total, storing = set(), 0, 0
     for c in cache:
         if id(c) not in seen:
             seen.add(id(c))
             keys, values = c.keys_and_values()  # the first `offset` (= 1) positions
+            mx.eval(keys, values)
             total += keys.nbytes + values.nbytes
-    return total
+            storing += keys.nbytes > 0
+    return total, storing
 
 
 def test_kv_bytes_per_token_equals_what_the_cache_stores(tiny):
     folder, model, _ = tiny
     config = json.loads((folder / "config.json").read_text())
     stats = model_stats(model, config)
-    assert stats.kv_bytes_per_token == measured_kv_bytes_per_token(model)
-    assert stats.kv_caches == config["num_hidden_layers"]  # zoo keeps one cache per layer, like Tencent's code
+    assert (stats.kv_bytes_per_token, stats.kv_caches) == measured_kv_bytes_per_token(model)
+    layers, per_layer = config["num_hidden_layers"], 2 * config["num_key_value_heads"] * 16 * 4  # head_dim 16, float32
+    # every layer stores K/V, or (CLA stored once per group) only the layers that project their own
+    assert stats.kv_bytes_per_token in (layers * per_layer, layers // config["cla_share_factor"] * per_layer)
+
+
+def test_kv_bytes_of_mlx_lm_hunyuan_count_every_layer(tiny):
+    """mlx-lm's hunyuan (like Tencent's code) keeps a full cache in CLA layers too: all layers count."""
+    from mlx_lm.models import hunyuan
+
+    folder, _, _ = tiny
+    config = json.loads((folder / "config.json").read_text())
+    model = hunyuan.Model(hunyuan.ModelArgs.from_dict(config))
+    stats = model_stats(model, config)
+    assert (stats.kv_bytes_per_token, stats.kv_caches) == measured_kv_bytes_per_token(model)
+    assert stats.kv_bytes_per_token == config["num_hidden_layers"] * 2 * config["num_key_value_heads"] * 16 * 4
 
 
 def test_parameter_counts_equal_the_checkpoint_tensors(tiny):

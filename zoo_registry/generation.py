@@ -8,8 +8,9 @@ follows mlx-lm's model protocol (a plugin's or mlx-lm's own):
 - active parameters per token: routed-expert tensors (``switch_mlp`` / ``experts``, stacked with
   the expert axis first) count ``top_k / num_experts`` of their size, everything else in full,
   layer by layer (HunYuan-Large: shared MLP + 1 of 16 experts; arXiv:2411.02265, Sec. 2.1);
-- KV-cache bytes per token: ``2 × kv_heads × head_dim × itemsize`` for every distinct cache the
-  model makes (a model whose cross-layer-attention layers share one cache object counts it once).
+- KV-cache bytes per token: what the model's own caches store for one token (shapes of a lazy,
+  never-evaluated one-token forward), so cross-layer attention counts only if the implementation
+  really shares K/V (HunYuan-Large's CLA halves it; arXiv:2411.02265, Sec. 2.2).
 
 Generation is mlx-lm's ``stream_generate`` with its samplers; this module only assembles the
 prompt (chat template or not) and the statistics line printed after the text.
@@ -35,7 +36,7 @@ class ModelStats:
     dtype: str
     dtypes: Dict[str, int] = field(default_factory=dict)  # dtype -> parameters stored in it
     kv_bytes_per_token: Optional[int] = None
-    kv_caches: Optional[int] = None  # distinct caches (fewer than layers with shared K/V)
+    kv_caches: Optional[int] = None  # caches that store K/V (fewer than layers when CLA shares them)
     layers: Optional[int] = None
     quantization: Optional[dict] = None
 
@@ -114,13 +115,45 @@ def model_stats(model, config: Optional[dict] = None) -> ModelStats:
 
 
 def _add_kv(model, stats: ModelStats, config: Optional[dict]) -> None:
-    """KV-cache bytes per token from the caches the model would use (distinct objects only)."""
+    """KV-cache bytes per token, weighed in the model's own caches after one (unevaluated) token.
+
+    MLX is lazy: calling the model on one token with a fresh prompt cache only builds the graph,
+    yet every cache then holds arrays of their final shapes, so their sizes are known without
+    computing anything. This counts what each implementation really stores: a model that keeps
+    a full cache per CLA layer (mlx-lm, Tencent's code) counts every layer, one that stores a
+    group's K/V once (zoo's CLA shadows) counts the owners only. Falls back to
+    ``2 × kv_heads × head_dim × itemsize`` per distinct cache when the model cannot be probed.
+    """
     try:
+        import mlx.core as mx
         from mlx_lm.models.cache import make_prompt_cache
 
         caches = make_prompt_cache(model)
     except Exception:  # noqa: BLE001 - a model without the cache protocol: leave it unknown
         return
+    try:
+        model(mx.array([[0]]), cache=caches)
+        per_token, storing, seen = 0, 0, set()
+        for cache in caches:
+            if id(cache) in seen or not hasattr(cache, "keys_and_values"):
+                continue
+            seen.add(id(cache))
+            keys, values = cache.keys_and_values()
+            size = sum(a.nbytes for a in _leaves(keys) + _leaves(values))
+            per_token += size
+            storing += size > 0
+        stats.kv_bytes_per_token, stats.kv_caches = per_token, storing
+        return
+    except Exception:  # noqa: BLE001 - fall back to the formula below
+        pass
+    _kv_formula(model, stats, config, caches)
+
+
+def _leaves(x):
+    return [a for item in x for a in _leaves(item)] if isinstance(x, (tuple, list)) else ([] if x is None else [x])
+
+
+def _kv_formula(model, stats: ModelStats, config: Optional[dict], caches) -> None:
     layers = list(getattr(model, "layers", []) or [])
     itemsize = _itemsize(stats.dtype)
     seen, per_token = set(), 0

@@ -135,7 +135,7 @@ def print_summary(out: dict, info, explain: bool = False, stream=None) -> None:
     if out.get("kv_cache_bytes_per_token") is not None:
         shared = ""
         if out.get("kv_caches") and out.get("layers") and out["kv_caches"] < out["layers"]:
-            shared = f" ({out['kv_caches']} caches for {out['layers']} layers)"
+            shared = f" ({out['kv_caches']} of {out['layers']} layers store K/V; the others share them)"
         row("KV cache", f"{human_bytes(out['kv_cache_bytes_per_token'])} per token{shared}")
     row("load time", f"{out['load_seconds']:.2f} s")
     report = info.report
