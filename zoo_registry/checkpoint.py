@@ -33,33 +33,56 @@ _DTYPES = {
 }
 
 
+_REDOWNLOAD = "the file is damaged or incomplete (an interrupted download?); download or convert it again"
+
+
 def read_header(path) -> Dict[str, Spec]:
-    """Tensor name → :class:`Spec` from a safetensors header (no tensor data is read)."""
+    """Tensor name → :class:`Spec` from a safetensors header (no tensor data is read).
+
+    Also checks that the file is long enough for every tensor the header describes, so that a
+    truncated download is reported here, by name, rather than deep inside MLX.
+    """
     path = Path(path)
     try:
+        size = path.stat().st_size
         with open(path, "rb") as f:
             raw = f.read(8)
             if len(raw) != 8:
-                raise CheckpointError(f"{path}: not a safetensors file (shorter than 8 bytes)")
+                raise CheckpointError(f"{path}: not a safetensors file (shorter than 8 bytes)", hint=_REDOWNLOAD)
             (n,) = struct.unpack("<Q", raw)
-            if n > MAX_HEADER_BYTES or n > path.stat().st_size - 8:
-                raise CheckpointError(f"{path}: not a safetensors file (header length {n} is impossible)")
+            if n > MAX_HEADER_BYTES or n > size - 8:
+                raise CheckpointError(f"{path}: not a safetensors file (header length {n} is impossible for a {size}-byte file)",
+                                      hint=_REDOWNLOAD)
             header = json.loads(f.read(n))
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: safetensors header is not valid JSON: nested too deeply", hint=_REDOWNLOAD) from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: safetensors header is not valid JSON: {e}") from None
+        raise CheckpointError(f"{path}: safetensors header is not valid JSON: {e}", hint=_REDOWNLOAD) from None
     if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: safetensors header is not a JSON object")
+        raise CheckpointError(f"{path}: safetensors header is not a JSON object", hint=_REDOWNLOAD)
     out = {}
+    data_bytes = size - 8 - n
     for name, entry in header.items():
         if name == "__metadata__":
             continue
         try:
             out[name] = Spec(tuple(int(s) for s in entry["shape"]), _DTYPES.get(entry["dtype"], entry["dtype"].lower()))
+            begin, end = (int(o) for o in entry.get("data_offsets", (0, 0)))
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise CheckpointError(f"{path}: header entry for tensor {name!r} is malformed: {entry!r}") from None
+            raise CheckpointError(f"{path}: header entry for tensor {name!r} is malformed: {_short(entry)}", hint=_REDOWNLOAD) from None
+        if not 0 <= begin <= end or end > data_bytes:
+            raise CheckpointError(
+                f"{path}: truncated or corrupt: tensor {name!r} needs data bytes {begin}..{end}, but the file has only {data_bytes}",
+                hint=_REDOWNLOAD,
+            )
     return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 @dataclass
@@ -83,11 +106,43 @@ class Checkpoint:
 
         out = {}
         for f in self.files:
+            read_header(f)  # names a truncated or malformed file before MLX maps it
             try:
                 out.update(mx.load(str(f)))
-            except (RuntimeError, ValueError) as e:
-                raise CheckpointError(f"{f}: cannot read safetensors file: {e}") from None
+            except (RuntimeError, ValueError, OSError) as e:
+                raise CheckpointError(f"{f}: cannot read safetensors file: {e}", hint=_REDOWNLOAD) from None
         return out
+
+    def non_finite(self, limit: int = 3) -> List[str]:
+        """Describe up to ``limit`` floating-point tensors holding NaN or inf (reads every tensor once).
+
+        Each line is ``FILE: tensor 'NAME' holds K non-finite values (NaN or inf) of N``. Tensors
+        are checked one at a time, so memory stays at about the largest tensor.
+        """
+        import mlx.core as mx
+
+        from .sanitize.tensors import is_floating
+
+        found: List[str] = []
+        for f in self.files:
+            read_header(f)
+            try:
+                arrays = mx.load(str(f))
+            except (RuntimeError, ValueError, OSError) as e:
+                raise CheckpointError(f"{f}: cannot read safetensors file: {e}", hint=_REDOWNLOAD) from None
+            for name in sorted(arrays):
+                a = arrays.pop(name)
+                if not is_floating(a.dtype):
+                    continue
+                try:
+                    bad = int((~mx.isfinite(a)).sum().item())
+                except (RuntimeError, ValueError) as e:
+                    raise CheckpointError(f"{f}: cannot read tensor {name!r}: {e}", hint=_REDOWNLOAD) from None
+                if bad:
+                    found.append(f"{f}: tensor {name!r} holds {bad} non-finite values (NaN or inf) of {a.size}")
+                    if len(found) >= limit:
+                        return found
+        return found
 
 
 def _pickles(folder: Path) -> List[Path]:

@@ -71,6 +71,11 @@ class UnsafeInputError(ZooError, PermissionError):
     """The input asks zoo to do something it refuses to do (run code, unpickle, escape a folder)."""
 
 
+class ZooWarning(UserWarning):
+    """Something zoo went past on purpose but the user should hear about (an ignored ``auto_map``,
+    tensors left out by ``strict=False``). The CLI prints these as ``zoo: warning: ...``."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or an empty string."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

@@ -2,12 +2,15 @@
 
 YAML is parsed with a safe loader only (no Python object tags), with a cap on aliases so that an
 anchor "billion laughs" file cannot exhaust memory, and a cap on file size. Errors name the file
-and the line.
+and the line. Inputs that would make the parsers themselves fail with a non-zoo error are turned
+into :class:`ConfigError` too: nesting deep enough to exhaust Python's recursion limit, integers
+longer than Python's 4300-digit conversion limit, symbolic links that loop or point nowhere.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from .errors import CheckpointNotFoundError, ConfigError
 
 MAX_TEXT_BYTES = 8 * 1024 * 1024  # configs, cards and rule files are a few KB
 MAX_ALIASES = 100
+TOO_DEEP = "nested too deeply (more levels than Python's recursion limit)"
 
 
 class _BoundedSafeLoader(yaml.SafeLoader):
@@ -35,15 +39,36 @@ class _BoundedSafeLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def describe_missing(path: Path, what: str) -> str:
+    """Why ``path`` cannot be read as a file: missing, a directory, a dangling or looping symlink."""
+    path = Path(path)
+    if os.path.islink(path):
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 reports a loop as RuntimeError
+            return f"{path}: {what} is a symbolic link that loops back on itself"
+        except OSError as e:
+            if getattr(e, "errno", None) == 40:  # ELOOP
+                return f"{path}: {what} is a symbolic link that loops back on itself"
+            return f"{path}: {what} is a symbolic link to {os.readlink(path)!r}, which does not exist"
+    if path.is_dir():
+        return f"{path}: {what} is a directory, not a file"
+    if path.exists() and not path.is_file():
+        return f"{path}: {what} is not a regular file"
+    return f"{path}: {what} not found"
+
+
 def _read_text(path: Path, what: str) -> str:
     path = Path(path)
-    if not path.exists():
-        raise CheckpointNotFoundError(f"{path}: {what} not found")
     if not path.is_file():
-        raise ConfigError(f"{path}: {what} is not a regular file")
+        problem = describe_missing(path, what)
+        if problem.endswith("not found"):
+            raise CheckpointNotFoundError(problem)
+        raise ConfigError(problem)
     size = path.stat().st_size
     if size > MAX_TEXT_BYTES:
-        raise ConfigError(f"{path}: {what} is {size} bytes; refusing files over {MAX_TEXT_BYTES} bytes")
+        raise ConfigError(f"{path}: {what} is {size} bytes; refusing files over {MAX_TEXT_BYTES} bytes",
+                          hint="configs, cards and rule files are a few KB; check that this is the right file")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -63,6 +88,10 @@ def read_yaml(path, what: str = "YAML file") -> Any:
         raise ConfigError(f"{path}{where}: invalid YAML: {e.problem or e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: {TOO_DEEP}") from None
+    except ValueError as e:  # e.g. an integer beyond Python's int-string conversion limit
+        raise ConfigError(f"{path}: invalid YAML: {_value_problem(e)}") from None
 
 
 def read_json(path, what: str = "JSON file") -> Any:
@@ -72,3 +101,14 @@ def read_json(path, what: str = "JSON file") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid JSON: {TOO_DEEP}") from None
+    except ValueError as e:  # e.g. an integer beyond Python's int-string conversion limit
+        raise ConfigError(f"{path}: invalid JSON: {_value_problem(e)}") from None
+
+
+def _value_problem(error: ValueError) -> str:
+    text = str(error)
+    if "integer string conversion" in text:
+        return "a number has more digits than Python converts (4300); no real config needs such a number"
+    return text

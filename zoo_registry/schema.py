@@ -39,14 +39,17 @@ def load_schema(ref: str) -> dict:
     from jsonschema.exceptions import SchemaError as _JSSchemaError
 
     path = resource_path(ref) if ":" in ref and not Path(ref).is_absolute() else Path(ref)
+    where = str(path) if str(path) == ref else f"{path} ({ref})"
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise PluginError(f"schema {ref} cannot be read: {e}") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise PluginError(f"schema {where} cannot be read: {e or type(e).__name__}") from None
+    if not isinstance(schema, (dict, bool)):
+        raise PluginError(f"schema {where} is not a valid JSON Schema (draft 2020-12): a schema is an object, got {type(schema).__name__}")
     try:
         Draft202012Validator.check_schema(schema)
     except _JSSchemaError as e:
-        raise PluginError(f"schema {ref} is not a valid JSON Schema (draft 2020-12): {e.message} at {_path(e.absolute_path)}") from None
+        raise PluginError(f"schema {where} is not a valid JSON Schema (draft 2020-12): {e.message} at {_path(e.absolute_path)}") from None
     return schema
 
 
@@ -135,7 +138,10 @@ def errors_for(instance: Any, schema: dict) -> List[str]:
 
 def validate(instance: Any, schema: dict, file: str, what: str = "file") -> None:
     """Raise :class:`SchemaError` listing every problem as ``FILE::$.key: message``."""
-    problems = errors_for(instance, schema)
+    try:
+        problems = errors_for(instance, schema)
+    except RecursionError:
+        problems = ["$: nested too deeply to validate"]
     if problems:
         lines = [f"{file}::{p}" for p in problems]
         head = lines[0] if len(lines) == 1 else f"{file}: {len(lines)} problems in {what}:\n  " + "\n  ".join(lines)

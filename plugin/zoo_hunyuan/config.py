@@ -16,6 +16,10 @@ What the normalised config holds, whatever form the checkpoint used:
   entry per layer (scalars are broadcast; lists are checked against ``num_hidden_layers``).
 - Documented defaults (see the schemas) for keys a config may omit.
 
+The parameter count the config describes (:func:`parameter_count`) is checked against zoo's
+limit (:func:`zoo_registry.configs.check_size`) before any module is built, so a config asking
+for 10^12 parameters is refused with the computed size instead of exhausting memory.
+
 ``normalize`` is idempotent: normalising its own output changes nothing.
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
+from zoo_registry.configs import check_size
 from zoo_registry.errors import ConfigError
 
 DENSE = "hunyuan_v1_dense"
@@ -142,7 +147,7 @@ def _canonical_scaling(scaling: Optional[dict], where: str, cfg: dict) -> Option
     out = {k: v for k, v in scaling.items() if k not in ("type", "rope_type")}
     alpha, factor = out.get("alpha"), out.get("factor")
     if alpha is not None and (not _number(alpha) or alpha < 0):
-        raise ConfigError(f"{where}.alpha: expected a number > 0 but got {alpha!r}")
+        raise ConfigError(f"{where}.alpha: expected a number >= 0 (0 or null: no NTK-alpha) but got {alpha!r}")
     if factor is not None and (not _number(factor) or factor <= 0):
         raise ConfigError(f"{where}.factor: expected a number > 0 but got {factor!r}")
     if rope_type == "ntk_alpha":
@@ -219,7 +224,35 @@ def normalize(config: dict) -> dict:
                 f"$.cla_share_factor: expected an integer in [1, num_hidden_layers={n_layers}] but got {f!r}",
                 hint="with use_cla, layer i computes its own K/V iff i % cla_share_factor == 0",
             )
+    check_size(parameter_count(cfg), "$", "hidden_size, intermediate_size, moe_intermediate_size, num_experts, num_hidden_layers and vocab_size")
     return cfg
+
+
+def parameter_count(cfg: dict) -> int:
+    """Parameters the model built from the normalised ``cfg`` has (tied embeddings counted once).
+
+    Mirrors :mod:`zoo_hunyuan.model` without building it: embeddings (+ untied head), per layer
+    the attention projections (K/V only where the layer owns them under CLA), QK-norm and layer
+    norms, then a dense SwiGLU MLP or routed experts + router + shared MLP.
+    """
+    D, V, L = cfg["hidden_size"], cfg["vocab_size"], cfg["num_hidden_layers"]
+    H, KV, hd, inter = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"], cfg["intermediate_size"]
+    bias = bool(cfg["attention_bias"])
+    total = V * D * (1 if cfg["tie_word_embeddings"] else 2) + D  # embeddings (+ lm_head), final norm
+    for i in range(L):
+        total += 2 * (D * H * hd) + (H * hd + D if bias else 0)  # q_proj, o_proj
+        if owns_kv(cfg, i):
+            total += 2 * (D * KV * hd + (KV * hd if bias else 0))  # k_proj, v_proj
+        total += (2 * hd if cfg["use_qk_norm"] else 0) + 2 * D  # query/key layernorm, the two RMSNorms
+        experts = cfg["num_experts"][i]
+        if experts == 1:
+            total += 3 * D * inter
+        else:
+            total += experts * 3 * D * cfg["moe_intermediate_size"][i] + D * experts  # experts, router
+            shared = cfg["num_shared_expert"][i]
+            if cfg["use_mixed_mlp_moe"] and shared:
+                total += 3 * D * inter * shared
+    return total
 
 
 def owns_kv(cfg: dict, layer: int) -> bool:
