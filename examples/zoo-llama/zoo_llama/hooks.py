@@ -1,0 +1,34 @@
+"""zoo-llama's hook implementations. Everything is registered lazily, as strings."""
+
+from zoo_registry import hookimpl
+
+
+@hookimpl
+def register_architectures(register):
+    register(
+        "zoo_llama",
+        model="zoo_llama.model:Model",
+        config_schema="zoo_llama:schemas/zoo_llama.config.schema.json",
+        rules="zoo_llama:rules/zoo_llama.yaml",
+        normalize="zoo_llama.config:normalize",
+        description="Llama / Qwen2 decoders: GQA, SwiGLU, default/linear/llama3 RoPE, optional q/k/v bias",
+    )
+
+
+@hookimpl
+def register_components(register):
+    register("llama3_rope", "zoo_registry.runtime.rope:Llama3RoPE", "RoPE with Llama 3.1's wavelength-dependent scaling")
+
+
+@hookimpl
+def register_sanitize_ops(register):
+    register(
+        "interleaved_to_halves",
+        "zoo_llama.ops:InterleavedToHalves",
+        "permute q/k rows from Meta's interleaved RoPE pairs to the half-split layout",
+    )
+
+
+@hookimpl
+def register_model_cards(register):
+    register("zoo_llama:cards")
