@@ -117,3 +117,48 @@ def test_chat_template_is_used_when_present(tiny):
 def test_human_units():
     assert human_bytes(1024) == "1.02 KB" and human_bytes(512) == "512 B" and human_bytes(2.5e9) == "2.50 GB"
     assert human_count(564736) == "564.74K" and human_count(80393183232) == "80.39B" and human_count(12) == "12"
+
+
+def test_progress_bar_live_summary_and_delay(monkeypatch):
+    import io
+
+    from zoo_registry.progress import Progress
+
+    monkeypatch.setenv("ZOO_PROGRESS", "1")  # live bar even though the stream is not a terminal
+    out = io.StringIO()
+    with Progress("reading", total=4, stream=out, unit=" layers") as bar:
+        for _ in range(4):
+            bar.update()
+    text = out.getvalue()
+    assert "\r" in text and "[########################] 4/4 layers" in text and text.endswith("\n")
+
+    monkeypatch.delenv("ZOO_PROGRESS")  # not a terminal: one summary line at the end
+    out = io.StringIO()
+    with Progress("creating", total=2, stream=out) as bar:
+        bar.update(2)
+    assert out.getvalue().startswith("creating: done in ") and "\r" not in out.getvalue()
+
+    out = io.StringIO()  # fast steps stay silent behind a delay
+    with Progress("quick", total=1, stream=out, delay=60) as bar:
+        bar.update()
+    assert out.getvalue() == ""
+
+    monkeypatch.setenv("ZOO_PROGRESS", "0")
+    out = io.StringIO()
+    with Progress("silenced", total=1, stream=out) as bar:
+        bar.update()
+    assert out.getvalue() == ""
+
+
+def test_lazy_load_then_layerwise_evaluation_gives_the_same_model(tiny):
+    from mlx.utils import tree_flatten
+
+    from zoo_registry.generation import evaluate_parameters
+    from zoo_registry.loading import load_model
+
+    folder, model, _ = tiny
+    lazy = load_model(str(folder), lazy=True)
+    assert evaluate_parameters(lazy, delay=60) >= 0
+    ours, ref = dict(tree_flatten(lazy.parameters())), dict(tree_flatten(model.parameters()))
+    assert ours.keys() == ref.keys()
+    assert all(mx.array_equal(ours[k], ref[k]).item() for k in ref)

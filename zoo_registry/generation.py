@@ -44,6 +44,30 @@ class ModelStats:
         return dict(self.__dict__)
 
 
+def evaluate_parameters(model, title: str = "zoo: reading weights", delay: float = 1.0) -> float:
+    """Evaluate a lazily loaded model layer by layer, with a progress bar; return the seconds.
+
+    ``mx.load`` maps safetensors lazily, so for a large checkpoint this is where the bytes are
+    read (and experts stacked, weights quantized). The bar appears only if it takes longer than
+    ``delay`` seconds.
+    """
+    import time
+
+    import mlx.core as mx
+
+    from .progress import Progress
+
+    layers = list(getattr(model, "layers", []) or [])
+    start = time.perf_counter()
+    with Progress(title, total=len(layers) + 1, unit=" layers", delay=delay) as bar:
+        for i, layer in enumerate(layers):
+            mx.eval(layer.parameters())
+            bar.callback(i + 1)
+        mx.eval(model.parameters())  # embeddings, final norm, head
+        bar.callback(len(layers) + 1)
+    return time.perf_counter() - start
+
+
 def _modules_by_name(model) -> Dict[str, Any]:
     return {name: module for name, module in model.named_modules()}
 

@@ -30,8 +30,10 @@ class Progress:
 
     WIDTH = 24
 
-    def __init__(self, title: str, total: Optional[int] = None, stream: Optional[TextIO] = None, unit: str = ""):
+    def __init__(self, title: str, total: Optional[int] = None, stream: Optional[TextIO] = None, unit: str = "", delay: float = 0.0):
         self.title, self.total, self.unit = title, total, unit
+        self.delay = delay  # seconds before anything is shown: fast steps stay silent
+        self._drawn = False
         self.stream = stream or sys.stderr
         self.mode = _mode(self.stream)
         self.done, self.what = 0, ""
@@ -71,9 +73,11 @@ class Progress:
         if self.mode != "live" or self._closed:
             return
         now = time.perf_counter()
+        if now - self.start < self.delay:
+            return
         if not force and now - self._last_draw < 0.05 and self.done != self.total:
             return
-        self._last_draw = now
+        self._last_draw, self._drawn = now, True
         self.stream.write("\r\033[K" + self._line())
         self.stream.flush()
 
@@ -81,10 +85,10 @@ class Progress:
         if self._closed:
             return
         elapsed = time.perf_counter() - self.start
-        if self.mode == "live":
+        if self.mode == "live" and (self._drawn or elapsed >= self.delay):
             self._draw(force=True)
             self.stream.write("\n" if ok else " (failed)\n")
-        elif self.mode == "summary" and ok:
+        elif self.mode == "summary" and ok and elapsed >= self.delay:
             self.stream.write(f"{self.title}: done in {elapsed:.1f}s\n")
         self.stream.flush()
         self._closed = True

@@ -95,10 +95,11 @@ def generate_and_print(args, model, tokenizer, extra=None) -> int:
 
 def run(args):
     from .. import loading
-    from .load_cmd import load_options, prepare_source, quiet_transformers
+    from .load_cmd import finish_loading, load_options, prepare_source, quiet_transformers
 
     _check(args)
     quiet_transformers(args)
     prepare_source(args.model)
     model, tokenizer = loading.load(args.model, **load_options(args))
+    finish_loading(model)
     return generate_and_print(args, model, tokenizer)

@@ -66,7 +66,17 @@ def quiet_transformers(args) -> None:
 
 
 def load_options(args) -> dict:
-    return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype)
+    """Loader options from the CLI. Loading is lazy; :func:`finish_loading` reads the weights."""
+    return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype, lazy=True)
+
+
+def finish_loading(model, info=None) -> None:
+    """Read the (lazily mapped) weights layer by layer with a progress bar; add the time to ``info``."""
+    from ..generation import evaluate_parameters
+
+    seconds = evaluate_parameters(model)
+    if info is not None:
+        info.seconds += seconds
 
 
 def summary(args, model, info, card) -> dict:
@@ -187,6 +197,7 @@ def run(args):
         model, tokenizer, info = loading.load(args.model, return_info=True, **load_options(args))
     else:
         model, info = loading.load_model(args.model, return_info=True, **load_options(args))
+    finish_loading(model, info)
     out = summary(args, model, info, card)
     if args.json and not args.prompt:
         print_json(out)
