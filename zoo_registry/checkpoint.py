@@ -36,11 +36,12 @@ _DTYPES = {
 _REDOWNLOAD = "the file is damaged or incomplete (an interrupted download?); download or convert it again"
 
 
-def read_header(path) -> Dict[str, Spec]:
+def read_header(path, verify_data: bool = False) -> Dict[str, Spec]:
     """Tensor name → :class:`Spec` from a safetensors header (no tensor data is read).
 
-    Also checks that the file is long enough for every tensor the header describes, so that a
-    truncated download is reported here, by name, rather than deep inside MLX.
+    With ``verify_data``, also check that the file is long enough for every tensor the header
+    describes, so that a truncated download is reported here, by name, rather than deep inside
+    MLX. (A dry run leaves it off: it plans from headers alone.)
     """
     path = Path(path)
     try:
@@ -54,6 +55,8 @@ def read_header(path) -> Dict[str, Spec]:
                 raise CheckpointError(f"{path}: not a safetensors file (header length {n} is impossible for a {size}-byte file)",
                                       hint=_REDOWNLOAD)
             header = json.loads(f.read(n))
+    except CheckpointError:
+        raise
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
     except RecursionError:
@@ -72,7 +75,7 @@ def read_header(path) -> Dict[str, Spec]:
             begin, end = (int(o) for o in entry.get("data_offsets", (0, 0)))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CheckpointError(f"{path}: header entry for tensor {name!r} is malformed: {_short(entry)}", hint=_REDOWNLOAD) from None
-        if not 0 <= begin <= end or end > data_bytes:
+        if verify_data and (not 0 <= begin <= end or end > data_bytes):
             raise CheckpointError(
                 f"{path}: truncated or corrupt: tensor {name!r} needs data bytes {begin}..{end}, but the file has only {data_bytes}",
                 hint=_REDOWNLOAD,
@@ -106,7 +109,7 @@ class Checkpoint:
 
         out = {}
         for f in self.files:
-            read_header(f)  # names a truncated or malformed file before MLX maps it
+            read_header(f, verify_data=True)  # names a truncated or malformed file before MLX maps it
             try:
                 out.update(mx.load(str(f)))
             except (RuntimeError, ValueError, OSError) as e:
@@ -125,7 +128,7 @@ class Checkpoint:
 
         found: List[str] = []
         for f in self.files:
-            read_header(f)
+            read_header(f, verify_data=True)
             try:
                 arrays = mx.load(str(f))
             except (RuntimeError, ValueError, OSError) as e:

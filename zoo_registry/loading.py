@@ -12,7 +12,13 @@ Pipeline for a plugin architecture (``load_model``):
 6. compare with the model's parameters (:mod:`.sanitize.report`): strict by default, raising
    :class:`~zoo_registry.errors.WeightsMismatchError` with one compressed table;
 7. load, optionally quantize (``quantize=4|8``; the MoE router ``mlp.gate.wg`` stays unquantized),
-   evaluate unless ``lazy``.
+   evaluate unless ``lazy``; with ``check_finite`` refuse NaN/inf weights, naming file and tensor.
+
+Nothing from the checkpoint folder is ever executed: ``model_file`` and an ``auto_map`` that would
+be needed are refused, pickles are refused (:mod:`.checkpoint`), and the tokenizer is loaded with
+``trust_remote_code=False`` (a tokenizer ``auto_map`` is ignored with a warning, or refused when
+the tokenizer cannot load without it). Errors raised deep inside MLX or transformers while
+reading a checkpoint are translated here into :class:`CheckpointError` naming the folder.
 
 mlx-lm's own architectures are delegated to ``mlx_lm.utils.load_model`` (its hand-written
 ``sanitize`` applies). :func:`plan` runs steps 1-6 on safetensors headers only: a dry run that
@@ -21,6 +27,7 @@ reads no tensor data.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -28,8 +35,18 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from .checkpoint import REPO_ID, Checkpoint, check_index, open_checkpoint, resolve_hf_repo
-from .errors import CheckpointError, CheckpointNotFoundError, ConfigError, UnsafeInputError, WeightsMismatchError, did_you_mean
-from .files import read_json
+from .errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    ConfigError,
+    PluginError,
+    UnsafeInputError,
+    WeightsMismatchError,
+    ZooError,
+    ZooWarning,
+    did_you_mean,
+)
+from .files import describe_missing, read_json
 from .registry import Architecture, Registry, get_registry
 from .resources import import_target, resource_path
 
@@ -78,6 +95,8 @@ def resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
     """A folder path, a model card name, or a Hugging Face repo id → a local folder."""
     registry = registry or get_registry()
     path = Path(source).expanduser()
+    if os.path.islink(path) and not path.exists():
+        raise CheckpointNotFoundError(describe_missing(path, "checkpoint folder"))
     if path.exists():
         if not path.is_dir():
             raise CheckpointNotFoundError(f"{path}: expected a checkpoint folder (with config.json), got a file")
@@ -100,7 +119,9 @@ def resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
 def read_config(folder: Path) -> Tuple[dict, str]:
     file = folder / "config.json"
     if not file.is_file():
-        raise CheckpointNotFoundError(f"{file}: config.json not found", hint="a checkpoint folder needs the model's config.json")
+        problem = describe_missing(file, "config.json")
+        cls = CheckpointNotFoundError if problem.endswith("not found") else CheckpointError
+        raise cls(problem, hint="a checkpoint folder needs the model's config.json")
     config = read_json(file, "config")
     if not isinstance(config, dict):
         raise ConfigError(f"{file}::$: a model config must be a JSON object, got {type(config).__name__}")
@@ -167,6 +188,7 @@ def load_model(
     return_info: bool = False,
     config_overrides: Optional[dict] = None,
     registry: Optional[Registry] = None,
+    check_finite: bool = False,
 ):
     """Load a model from a folder, a model card or a cached Hugging Face repo.
 
@@ -181,9 +203,10 @@ def load_model(
         lazy: do not evaluate the parameters (they load on first use).
         return_info: also return a :class:`LoadInfo`.
         config_overrides: keys merged over ``config.json`` before validation.
+        check_finite: read every floating-point tensor once more and raise
+            :class:`CheckpointError` naming the file and tensor if any holds NaN or inf (and,
+            after a ``dtype`` cast or quantization, naming the parameter that overflowed).
     """
-    import mlx.core as mx
-
     start = time.perf_counter()
     registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
     card_q = _card_quantization(resolved.card)
@@ -192,18 +215,23 @@ def load_model(
     if quantize is not None and quantize not in QUANT_BITS:
         raise ConfigError(f"quantize={quantize!r}: expected one of {', '.join(map(str, QUANT_BITS))} bits")
     report = None
+    if check_finite:
+        refuse_non_finite(open_checkpoint(resolved.path))
     if arch.builtin:
         model = _load_builtin(resolved.path, strict, overrides, dtype)
     else:
         model, report = _load_plugin(resolved.path, arch, config, normalised, strict, dtype, registry)
+    check_model_size(model, resolved.path)
     quantization = config.get("quantization") if isinstance(config.get("quantization"), dict) else None
     if quantize is not None:
         if quantization is not None:
             raise ConfigError(f"{resolved.path}: the checkpoint is already quantized ({quantization.get('bits')} bits); cannot quantize it again")
         quantization = quantize_model(model, quantize, group_size)
     model.eval()
-    if not lazy:
-        mx.eval(model.parameters())
+    if not lazy or check_finite:
+        evaluate(model, resolved.path)
+    if check_finite and (dtype is not None or quantize is not None):
+        refuse_non_finite_parameters(model, resolved.path, dtype, quantize)
     info = LoadInfo(
         path=resolved.path, architecture=arch.name, provider=arch.provider, config=normalised, report=report,
         seconds=time.perf_counter() - start, quantization=quantization, card=resolved.card, raw_config=config,
@@ -211,10 +239,130 @@ def load_model(
     return (model, info) if return_info else model
 
 
+def evaluate(model, path: Path) -> None:
+    """Evaluate the parameters; failures inside MLX become :class:`CheckpointError` naming ``path``."""
+    import mlx.core as mx
+
+    try:
+        mx.eval(model.parameters())
+    except MemoryError:
+        raise CheckpointError(f"{path}: not enough memory to load the weights ({_model_bytes(model) / 2**30:.1f} GiB)",
+                              hint="quantize (--quantize 4), pick a smaller model, or close other programs") from None
+    except (RuntimeError, ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: reading the weights failed: {e}",
+                              hint="a weight file is damaged or changed while loading; download or convert it again") from None
+
+
+def _model_bytes(model) -> int:
+    from mlx.utils import tree_flatten
+
+    return sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+
+
+def check_model_size(model, path: Path) -> None:
+    """Refuse a built model above the parameter limit before anything is evaluated (allocated).
+
+    Plugins check their configs first (:func:`.configs.check_size`); this catches any architecture,
+    including mlx-lm's, whose config made it that far (e.g. with ``strict=False``).
+    """
+    from mlx.utils import tree_flatten
+
+    from .configs import check_size
+
+    count = sum(v.size for _, v in tree_flatten(model.parameters()))
+    try:
+        check_size(count, "$")
+    except ConfigError as e:
+        raise ConfigError(f"{path / 'config.json'}::{e}", hint=e.hint) from None
+
+
+def refuse_non_finite(ckpt: Checkpoint) -> None:
+    """Raise :class:`CheckpointError` if any floating-point tensor of ``ckpt`` holds NaN or inf."""
+    found = ckpt.non_finite(limit=4)
+    if found:
+        more = f" (and {len(found) - 1} more tensor{'s' if len(found) > 2 else ''}{' at least' if len(found) == 4 else ''})" if len(found) > 1 else ""
+        raise CheckpointError(
+            found[0] + more,
+            hint="the checkpoint is corrupt or was saved from a diverged run; download or convert it again "
+            "(loading without --check-finite would use these values)",
+        )
+
+
+def refuse_non_finite_parameters(model, path: Path, dtype=None, quantize=None) -> None:
+    """After a cast or quantization: raise naming the first parameter that became NaN/inf."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    from .sanitize.tensors import is_floating
+
+    for name, value in tree_flatten(model.parameters()):
+        if is_floating(value.dtype) and not bool(mx.isfinite(value).all().item()):
+            what = f"casting to {str(dtype).rsplit('.', 1)[-1]}" if dtype is not None else f"{quantize}-bit quantization"
+            raise CheckpointError(
+                f"{path}: parameter {name!r} holds NaN or inf after {what} (the checkpoint's values are finite)",
+                hint="its values do not fit the target dtype; load in bfloat16 or float32 instead",
+            )
+
+
+def _tokenizer_auto_map(folder: Path) -> Tuple[Optional[str], Any]:
+    """``(file, auto_map)`` of the folder's tokenizer_config.json, or ``(None, None)``."""
+    file = folder / "tokenizer_config.json"
+    if not file.is_file():
+        return None, None
+    data = read_json(file, "tokenizer config")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}::$: a tokenizer config must be a JSON object, got {type(data).__name__}")
+    auto_map = data.get("auto_map")
+    if isinstance(auto_map, dict):
+        auto_map = auto_map.get("AutoTokenizer")
+    return str(file), auto_map
+
+
+def load_tokenizer(folder: Path, tokenizer_config: Optional[dict] = None, eos=None):
+    """mlx-lm's tokenizer for ``folder``, never running code shipped in the folder.
+
+    ``trust_remote_code`` is forced to ``False`` (transformers would otherwise ask on the terminal
+    and, on "y", import the folder's Python files). A tokenizer ``auto_map`` is ignored with a
+    :class:`ZooWarning` when transformers' own classes can load the tokenizer, and refused with
+    :class:`UnsafeInputError` when they cannot.
+    """
+    from mlx_lm.utils import load_tokenizer as mlx_load_tokenizer
+
+    extra = dict(tokenizer_config or {})
+    if extra.get("trust_remote_code"):
+        raise UnsafeInputError(
+            "tokenizer_config={'trust_remote_code': True}: zoo never runs code shipped with a checkpoint",
+            hint="drop trust_remote_code; use a tokenizer that transformers can load without custom code",
+        )
+    extra["trust_remote_code"] = False
+    file, auto_map = _tokenizer_auto_map(folder)
+    try:
+        tokenizer = mlx_load_tokenizer(folder, extra, eos_token_ids=eos)
+    except ZooError:
+        raise
+    except Exception as e:  # noqa: BLE001 - transformers/tokenizers raise many types for a bad tokenizer
+        if auto_map and ("custom code" in str(e) or "trust_remote_code" in str(e)):
+            raise UnsafeInputError(
+                f"{file}::$.auto_map: the tokenizer needs the checkpoint's own Python code ({_short_ref(auto_map)}), which zoo never runs",
+                hint="convert the tokenizer to tokenizer.json on a machine you trust (e.g. AutoTokenizer.from_pretrained(dir, "
+                "trust_remote_code=True).save_pretrained(out)), or use a checkpoint that ships one",
+            ) from None
+        raise CheckpointError(f"{folder}: cannot load the tokenizer: {type(e).__name__}: {e}",
+                              hint="the folder needs a tokenizer.json (or tokenizer.model) and tokenizer_config.json") from None
+    if auto_map:
+        warnings.warn(f"{file}::$.auto_map: ignored; zoo never runs the checkpoint's tokenizer code ({_short_ref(auto_map)}), "
+                      "so transformers' built-in tokenizer classes were used", ZooWarning, stacklevel=3)
+    return tokenizer
+
+
+def _short_ref(auto_map) -> str:
+    if isinstance(auto_map, (list, tuple)):
+        auto_map = next((a for a in auto_map if a), None)
+    return str(auto_map)
+
+
 def load(source, *, tokenizer_config: Optional[dict] = None, return_info: bool = False, **kwargs):
     """``(model, tokenizer)`` like ``mlx_lm.load`` (plus ``info`` with ``return_info=True``)."""
-    from mlx_lm.utils import load_tokenizer
-
     model, info = load_model(source, return_info=True, **kwargs)
     eos = info.raw_config.get("eos_token_id")
     gen = info.path / "generation_config.json"
@@ -223,10 +371,7 @@ def load(source, *, tokenizer_config: Optional[dict] = None, return_info: bool =
             eos = read_json(gen, "generation config").get("eos_token_id") or eos
         except (ConfigError, AttributeError):
             pass
-    try:
-        tokenizer = load_tokenizer(info.path, tokenizer_config, eos_token_ids=eos)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{info.path}: cannot load the tokenizer: {e}", hint="the folder needs tokenizer.json / tokenizer_config.json") from None
+    tokenizer = load_tokenizer(info.path, tokenizer_config, eos)
     return (model, tokenizer, info) if return_info else (model, tokenizer)
 
 
@@ -240,6 +385,9 @@ def _load_builtin(path: Path, strict: bool, overrides: dict, dtype):
         raise CheckpointNotFoundError(f"{path}: {e}") from None
     except ValueError as e:
         raise CheckpointError(f"{path}: mlx-lm could not load the checkpoint: {e}") from None
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm's ModelArgs on a config it does not expect
+        raise CheckpointError(f"{path}: mlx-lm could not load the checkpoint: {type(e).__name__}: {e}",
+                              hint="mlx-lm does not validate configs; check config.json against the model's documentation") from None
     if dtype is not None:
         model.set_dtype(_mx_dtype(dtype))
     return model
@@ -263,9 +411,31 @@ def rules_for(arch: Architecture, registry: Optional[Registry] = None):
 
 
 def build_model(arch: Architecture, normalised: dict):
-    """Build (without evaluating) the plugin model from its normalised config."""
-    build = import_target(arch.model)
-    return build(dict(normalised))
+    """Build (without evaluating) the plugin model from its normalised config.
+
+    The config was validated, so a crash here is the plugin's bug: it is reported as a
+    :class:`PluginError` naming the plugin rather than as a traceback.
+    """
+    try:
+        build = import_target(arch.model)
+    except PluginError as e:
+        raise PluginError(f"plugin {arch.provider!r}: model of model_type {arch.name!r}: {e}", hint=e.hint) from None
+    try:
+        model = build(dict(normalised))
+    except ZooError:
+        raise
+    except MemoryError:
+        raise ConfigError(f"model_type {arch.name!r}: not enough memory to build the model") from None
+    except Exception as e:  # noqa: BLE001 - plugin code may raise anything
+        raise PluginError(
+            f"plugin {arch.provider!r}: building model_type {arch.name!r} ({arch.model}) crashed on a validated config: {type(e).__name__}: {e}",
+            hint=f"this is a bug in the plugin {arch.provider!r}; report it with the config.json that triggers it",
+        ) from e
+    import mlx.nn as nn
+
+    if not isinstance(model, nn.Module):
+        raise PluginError(f"plugin {arch.provider!r}: {arch.model} returned {type(model).__name__}, not an mlx.nn.Module")
+    return model
 
 
 def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kind: str, registry=None):
@@ -306,7 +476,7 @@ def _load_plugin(path: Path, arch, config, normalised, strict, dtype, registry):
                 report.message(), report=report,
                 hint="pass strict=False (`--no-strict`) to load what fits, or check that config.json belongs to these weights",
             )
-        warnings.warn(report.message(), stacklevel=3)
+        warnings.warn(report.message(), ZooWarning, stacklevel=3)
     if dtype is not None:
         target = _mx_dtype(dtype)
         from .sanitize.tensors import is_floating

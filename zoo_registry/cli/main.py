@@ -1,8 +1,22 @@
 """Entry point of the ``zoo`` console script.
 
-Exit codes: 0 success; 1 a user-facing error (bad input, failed validation, missing model); 2 usage
-error (unknown command or option). A :class:`ZooError` prints one message (and a hint) without a
-traceback unless ``--debug`` is given.
+Exit codes (the full table, with examples, is in ``docs/reliability.md``):
+
+- 0: success;
+- 1: an error: bad input, failed validation, a missing or refused model, an unreadable file, not
+  enough memory, or a bug inside zoo or a plugin (reported as an internal error);
+- 2: a usage error (unknown command or option, a missing argument), printed by argparse;
+- 130: interrupted with Ctrl-C.
+
+Every error is printed as one ``zoo: error: ...`` line (plus a ``hint: ...`` line when zoo knows
+the fix) and no traceback unless ``--debug`` is given. Errors zoo raises on purpose are
+:class:`~zoo_registry.errors.ZooError`; the boundaries that read files translate what MLX,
+transformers or the OS raise into those. What still reaches this function is translated here:
+``OSError`` (a full disk, a permission denied while writing) and ``MemoryError`` are the
+environment's fault and print as errors; anything else is a bug and prints as
+``zoo: internal error: ... (run with --debug for the traceback; please report)``.
+Warnings zoo emits on purpose (:class:`~zoo_registry.errors.ZooWarning`) print as
+``zoo: warning: ...``.
 """
 
 from __future__ import annotations
@@ -10,11 +24,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
-from ..errors import ZooError
+from ..errors import ZooError, ZooWarning
 
 # Command modules are imported to build the parser; they keep heavy imports (MLX) inside run().
 COMMANDS = ("list", "plugins", "info", "validate", "load", "generate", "convert")
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+INTERNAL_SUFFIX = "(run with --debug for the traceback; please report)"
 
 
 def build_parser():
@@ -33,24 +50,67 @@ def build_parser():
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """``zoo: warning: MESSAGE`` for zoo's own warnings; Python's format for the rest."""
+    out = file or sys.stderr
+    try:
+        if issubclass(category, ZooWarning):
+            out.write(f"zoo: warning: {message}\n")
+        else:
+            out.write(warnings.formatwarning(message, category, filename, lineno, line))
+    except OSError:  # stderr closed
+        pass
+
+
+def _error(message: str, hint=None) -> int:
+    print(f"zoo: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+    return f"{where}{e.strerror or e}"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors exit 2 here
     debug = args.debug
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return int(args.run(args) or 0)
     except ZooError as e:
         if debug:
             raise
-        print(f"zoo: error: {e}", file=sys.stderr)
-        if getattr(e, "hint", None):
-            print(f"hint: {e.hint}", file=sys.stderr)
-        return 1
+        return _error(e, getattr(e, "hint", None))
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 0
+        return EXIT_OK
+    except MemoryError:
+        if debug:
+            raise
+        return _error("out of memory", hint="quantize (--quantize 4), pick a smaller model, or close other programs")
+    except OSError as e:
+        if debug:
+            raise
+        return _error(_os_error(e))
+    except Exception as e:  # noqa: BLE001 - the last boundary: a bug must not print a traceback
+        if debug:
+            raise
+        print(f"zoo: internal error: {type(e).__name__}: {_one_line(e)} {INTERNAL_SUFFIX}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover
