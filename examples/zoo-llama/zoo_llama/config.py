@@ -18,17 +18,17 @@ from zoo_registry import ConfigError
 
 DEFAULTS = {
     "rms_norm_eps": 1e-6,  # transformers' LlamaConfig / Qwen2Config default
-    "rope_theta": 10000.0,
     "attention_bias": False,
     "qkv_bias": False,
     "mlp_bias": False,
     "tie_word_embeddings": False,  # transformers' default; Llama 3.2 1B/3B, SmolLM2 and small Qwen2 set true
 }
+ROPE_THETA = 10000.0
 ROPE_TYPES = ("default", "linear", "llama3")
 
 
 def _rope(cfg: dict) -> None:
-    params = cfg.pop("rope_parameters", None) or {}
+    params = dict(cfg.pop("rope_parameters", None) or {})
     scaling = dict(cfg.get("rope_scaling") or {})
     theta = params.pop("rope_theta", None)
     if theta is not None and cfg.get("rope_theta") not in (None, theta):
@@ -37,7 +37,7 @@ def _rope(cfg: dict) -> None:
         if key in scaling and scaling[key] != value:
             raise ConfigError(f"$.rope_parameters.{key}: {value!r} disagrees with rope_scaling.{key} {scaling[key]!r}")
         scaling[key] = value
-    cfg["rope_theta"] = float(theta if theta is not None else cfg.get("rope_theta") or DEFAULTS["rope_theta"])
+    cfg["rope_theta"] = float(theta if theta is not None else cfg.get("rope_theta") or ROPE_THETA)
     kinds = {scaling.pop(k) for k in ("type", "rope_type") if k in scaling}
     if len(kinds) > 1:
         raise ConfigError(f"$.rope_scaling.type: {' and '.join(sorted(kinds))} disagree", hint="keep one of type / rope_type")
