@@ -22,6 +22,11 @@ def _match(pattern, names):
     return any(fnmatch.fnmatch(n.lower(), pat.lower()) for n in names if n)
 
 
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def run(args):
     registry = get_registry()
     show_arch = args.architectures or not args.cards
@@ -51,7 +56,7 @@ def run(args):
             print()
         print(f"Model cards ({len(cards)}):")
         print_table(
-            [(c["name"], c["architecture"] or "?", c["origin"], c["description"] or "") for c in cards],
+            [(c["name"], c["architecture"] or "?", c["origin"], _clip(c["description"] or "", 60)) for c in cards],
             ("NAME", "ARCHITECTURE", "FROM", "DESCRIPTION"),
         )
         for problem in catalogue.problems:
