@@ -228,7 +228,7 @@ def load_model(
             raise ConfigError(f"{resolved.path}: the checkpoint is already quantized ({quantization.get('bits')} bits); cannot quantize it again")
         quantization = quantize_model(model, quantize, group_size)
     model.eval()
-    if not lazy or check_finite:
+    if not lazy:
         evaluate(model, resolved.path)
     if check_finite and (dtype is not None or quantize is not None):
         refuse_non_finite_parameters(model, resolved.path, dtype, quantize)

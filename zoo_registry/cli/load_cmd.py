@@ -23,6 +23,8 @@ def add_load_args(p) -> None:
     p.add_argument("--quantize", type=int, choices=(4, 8), help="quantize the weights after loading (MLX affine; the MoE router stays unquantized)")
     p.add_argument("--group-size", type=int, default=64, choices=(32, 64, 128), help="group size for --quantize (default: 64)")
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="cast floating-point weights to this dtype")
+    p.add_argument("--check-finite", action="store_true",
+                   help="read every weight once more and refuse NaN/inf, naming the file and tensor")
 
 
 def add_parser(sub):
@@ -67,14 +69,22 @@ def quiet_transformers(args) -> None:
 
 def load_options(args) -> dict:
     """Loader options from the CLI. Loading is lazy; :func:`finish_loading` reads the weights."""
-    return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype, lazy=True)
+    return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype, lazy=True,
+                check_finite=getattr(args, "check_finite", False))
 
 
 def finish_loading(model, info=None) -> None:
     """Read the (lazily mapped) weights layer by layer with a progress bar; add the time to ``info``."""
     from ..generation import evaluate_parameters
 
-    seconds = evaluate_parameters(model)
+    from ..errors import CheckpointError
+
+    try:
+        seconds = evaluate_parameters(model)
+    except (RuntimeError, ValueError, OSError) as e:  # MLX reading a damaged or changed weight file
+        where = info.path if info is not None else "the checkpoint"
+        raise CheckpointError(f"{where}: reading the weights failed: {e}",
+                              hint="a weight file is damaged or changed while loading; download or convert it again") from None
     if info is not None:
         info.seconds += seconds
 
