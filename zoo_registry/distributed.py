@@ -151,15 +151,18 @@ def shard_model(model, group, *, moe_strategy: Optional[str] = None) -> None:
     shard_layers(layers, group, moe_strategy=moe_strategy or "auto")
 
 
-def _evaluate_by_layer(model) -> None:
-    """Evaluate the parameters one decoder layer at a time, to bound the transient memory."""
+def evaluate_parameters(model) -> None:
+    """Evaluate ``model``'s parameters one tensor at a time.
+
+    After ``shard`` each parameter is a lazy slice of a lazily loaded tensor; evaluating them one
+    by one keeps at most one full checkpoint tensor (plus this rank's share) in memory, where a
+    single ``mx.eval(model.parameters())`` may load a whole layer's full tensors at once.
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    layers = getattr(model, "layers", None) or []
-    for layer in layers:
-        mx.eval(layer.parameters())
-    mx.eval([v for _, v in tree_flatten(model.parameters())])
+    for _, value in tree_flatten(model.parameters()):
+        mx.eval(value)
 
 
 def sharded_load_model(source, group=None, *, moe_strategy: Optional[str] = None, **kwargs):
@@ -175,7 +178,7 @@ def sharded_load_model(source, group=None, *, moe_strategy: Optional[str] = None
     out = load_model(source, **kwargs)
     model = out[0] if isinstance(out, tuple) else out
     shard_model(model, group, moe_strategy=moe_strategy)
-    _evaluate_by_layer(model)
+    evaluate_parameters(model)
     barrier(group)
     return out
 
@@ -194,6 +197,6 @@ def sharded_load(source, group=None, *, moe_strategy: Optional[str] = None, **kw
     out = load(source, **kwargs)
     model = out[0]
     shard_model(model, group, moe_strategy=moe_strategy)
-    _evaluate_by_layer(model)
+    evaluate_parameters(model)
     barrier(group)
     return out

@@ -57,7 +57,7 @@ from mlx.nn.layers.distributed import shard_inplace, shard_linear, sum_gradients
 from ..errors import ConfigError
 from .attention import Attention
 from .mlp import MLP
-from .moe import MoE, grouped_switch_glu, needs_grouped_path, route
+from .moe import MoE, route
 
 MOE_STRATEGIES = ("auto", "tensor", "expert")
 
@@ -280,10 +280,7 @@ class ExpertParallelMoE(MoE):
         tokens = order // k  # [n] token of each pair
         xs = flat_x[tokens]  # [n, D]
         ids = local[order][:, None].astype(mx.uint32)  # [n, 1]
-        if needs_grouped_path(self.switch_mlp, xs):
-            ys = grouped_switch_glu(self.switch_mlp, xs, ids)
-        else:
-            ys = self.switch_mlp(xs, ids)  # [n, 1, D]
+        ys = self.experts(xs, ids)  # [n, 1, D], on whichever expert path the parent picks
         w = weights.reshape(-1)[order]  # [n] fp32
         out = out.at[tokens].add(ys[:, 0].astype(mx.float32) * w[:, None])
         return out.reshape(B, L, D)
