@@ -99,29 +99,54 @@ def test_experts_must_divide_for_expert_parallel():
     assert str(e.value) == "mlp: 6 experts cannot be split across 4 ranks"
 
 
-def test_moe_intermediate_must_divide_for_tensor_parallel():
+def test_moe_intermediate_needs_a_quantization_group_per_rank():
+    """Inside an MoE the intermediate split may be uneven, but only in whole quantization groups."""
+    moe = MoE(64, 128, 8, 2)
+    nn.quantize(moe.switch_mlp, group_size=64, bits=4)  # 128 = 2 groups of 64
     with pytest.raises(ConfigError) as e:
-        shard_moe(MoE(64, 96, 8, 2), Group(5), strategy="tensor")
-    assert str(e.value) == "mlp: expert intermediate size 96 cannot be split across 5 ranks"
+        shard_moe(moe, Group(4), strategy="tensor")
+    assert str(e.value) == (
+        "mlp: expert intermediate size 128 cannot be split across 4 ranks in whole quantization groups of 64"
+    )
+    assert "strategy='expert'" in e.value.hint
+
+
+def test_uneven_intermediate_split_covers_every_column_once():
+    """3 quantization groups over 2 ranks: 1 + 2 groups; together exactly the original block."""
+    D, I = 64, 96
+    pieces = []
+    for r in (0, 1):
+        mx.random.seed(0)
+        moe = MoE(D, I, 4, 1, shared_hidden_dims=I)
+        nn.quantize(moe, group_size=32, bits=4, class_predicate=lambda p, m: p != "gate.wg" and hasattr(m, "to_quantized"))
+        full = moe.switch_mlp.down_proj.weight
+        shard_moe(moe, Group(2, r), strategy="tensor")
+        pieces.append((moe.switch_mlp.gate_proj.scales.shape[1], moe.switch_mlp.down_proj.weight, full))
+    assert [p[0] for p in pieces] == [32, 64]  # gate rows per rank: 1 group, then 2
+    joined = mx.concatenate([pieces[0][1], pieces[1][1]], axis=-1)
+    assert mx.array_equal(joined, pieces[0][2])
 
 
 def test_auto_falls_back_to_expert_parallel_then_fails_clearly():
-    # 4-bit experts 192 wide = 3 groups of 64: not divisible by 2 ranks; 4 experts are.
-    moe = MoE(64, 192, 4, 1)
+    # 4-bit experts 64 wide = 1 group of 64: no group for a second rank; 4 experts split.
+    moe = MoE(64, 64, 4, 1)
     nn.quantize(moe.switch_mlp, group_size=64, bits=4)
     assert choose_moe_strategy(moe, 2) == "expert"
     assert choose_moe_strategy(MoE(64, 64, 4, 1), 2) == "tensor"
+    moe = MoE(64, 64, 6, 1)
+    nn.quantize(moe.switch_mlp, group_size=32, bits=4)
     with pytest.raises(ConfigError) as e:
-        choose_moe_strategy(MoE(64, 90, 6, 1), 4)
+        choose_moe_strategy(moe, 4)
     assert str(e.value) == (
-        "mlp: expert intermediate size 90 cannot be split across 4 ranks; and 6 experts cannot be split across 4 ranks"
+        "mlp: expert intermediate size 64 cannot be split across 4 ranks in whole quantization groups of 32; "
+        "and 6 experts cannot be split across 4 ranks"
     )
 
 
 def test_shared_mlp_is_checked_too():
     with pytest.raises(ConfigError) as e:
-        shard_moe(MoE(64, 64, 4, 1, shared_hidden_dims=100), Group(8), strategy="expert")
-    assert str(e.value) == "mlp.shared_mlp: intermediate size 100 cannot be split across 8 ranks"
+        shard_moe(MoE(64, 64, 4, 1, shared_hidden_dims=6), Group(8), strategy="expert")
+    assert str(e.value) == "mlp.shared_mlp: intermediate size 6 cannot be split across 8 ranks"
 
 
 def test_unknown_strategy():

@@ -8,7 +8,7 @@ process, unsharded, with :func:`zoo_registry.loading.load_model`, and compares: 
 1e-4, identical greedy tokens, on both ranks. Cases: HunYuan-Large style (CLA + top-1 + shared
 MLP) under both MoE strategies, Hunyuan-A13B style (top-2 renormalised, no CLA) under both, and a
 dense ``hunyuan_v1_dense`` model, and the CLA model quantized to 4 bits on load (quantized layers
-shard along whole quantization groups). One launch covers them all (a launch costs seconds); a bigger
+shard along whole quantization groups; its 3-group MLPs split unevenly, 2 + 1). One launch covers them all (a launch costs seconds); a bigger
 checkpoint checks that each rank's peak memory during loading is about its share.
 
 Run the worker by hand: ``mlx.launch --backend ring -n 2 --python $(which python)
@@ -78,8 +78,8 @@ CONFIGS = {
         "tie_word_embeddings": True,
         "torch_dtype": "float32",
     },
-    # intermediate sizes whose halves are whole 32-wide quantization groups
-    "quant": {**TINY_MOE, "intermediate_size": 128, "moe_intermediate_size": 128},
+    # 96-wide MLPs are 3 quantization groups of 32: split 2 + 1 over two ranks (uneven)
+    "quant": {**TINY_MOE, "intermediate_size": 96, "moe_intermediate_size": 96},
     # big enough that the weights dominate a rank's memory (about 33 MB in float32)
     "memory": {
         **TINY_MOE,

@@ -33,15 +33,18 @@ Layouts (Megatron-style tensor parallelism, as in mlx-lm's ``llama`` / ``qwen3_m
   Why ``"tensor"`` is the default (``benchmarks/moe_sharding.py`` measures it; see
   ``docs/distributed.md``): at batch 1 every rank reads an equal ``1/N`` of each selected expert,
   while under ``"expert"`` the rank that happens to hold the chosen expert does all of the work —
-  with HunYuan-Large's top-1 routing a decode step is never faster than on one machine. Expert
-  parallelism remains the fallback when the intermediate dimension does not divide (e.g. a 4-bit
-  HunYuan-Large, whose 18304-wide experts hold 286 quantization groups: not divisible by 4 or 8).
+  with HunYuan-Large's top-1 routing a decode step reads a whole expert on one rank whatever
+  ``N`` is. ``"auto"`` takes ``"tensor"`` whenever it can split and ``"expert"`` otherwise.
 
-Quantized layers (``QuantizedLinear``, ``QuantizedSwitchLinear``) shard the same way; an input
-dimension split must then fall on quantization-group boundaries, so it must divide by
-``N * group_size``. Every impossible split raises :class:`zoo_registry.errors.ConfigError` naming
-the layer, the size and the fix *before* any weight is touched, so a failed ``shard()`` leaves the
-model as it was.
+Quantized layers (``QuantizedLinear``, ``QuantizedSwitchLinear``) shard the same way; a split of
+an input dimension must then fall on quantization-group boundaries. Attention and the dense MLP
+use MLX's sharded layers (``shard_linear``), which need an even split: ``N * group_size`` must
+divide the input width. Inside an MoE block (experts and shared MLP), which finishes with its own
+``all_sum`` as mlx-lm's MoE blocks do, the intermediate dimension is cut at group boundaries as
+evenly as possible — ranks may differ by one group — so a 4-bit HunYuan-Large (18304 = 286 groups
+of 64) still splits over 4 or 8 ranks. Every impossible split raises
+:class:`zoo_registry.errors.ConfigError` naming the layer, the size and the fix *before* any
+weight is touched, so a failed ``shard()`` leaves the model as it was.
 
 Embeddings, norms, the router and the LM head stay replicated (as in mlx-lm).
 """
@@ -52,7 +55,7 @@ from typing import Iterable, List, Optional, Tuple
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.nn.layers.distributed import shard_inplace, shard_linear, sum_gradients
+from mlx.nn.layers.distributed import shard_linear, sum_gradients
 
 from ..errors import ConfigError
 from .attention import Attention
@@ -131,16 +134,29 @@ def check_mlp(mlp: MLP, N: int, where: str = "mlp") -> None:
     _check_input_split(mlp.down_proj, N, where, "down_proj")
 
 
-def _check_moe_tensor(moe: MoE, N: int, where: str) -> None:
-    glu = moe.switch_mlp
-    hidden = glu.gate_proj.weight.shape[1]
+def _split_unit(glu_or_mlp) -> int:
+    """Granularity of an intermediate-dimension split: the down projection's quantization group."""
+    return _group_size(glu_or_mlp.down_proj) or 1
+
+
+def _check_intermediate(block, N: int, where: str, what: str, hint: str) -> None:
+    """An MoE-internal intermediate split needs at least one whole unit (group) per rank."""
+    hidden = _in_dims(block.down_proj)
+    unit = _split_unit(block)
     _need(
-        hidden % N == 0,
+        hidden // unit >= N,
         where,
-        f"expert intermediate size {hidden} cannot be split across {N} ranks",
-        "use a number of ranks that divides moe_intermediate_size, or strategy='expert'",
+        f"{what} {hidden} cannot be split across {N} ranks"
+        + (f" in whole quantization groups of {unit}" if unit > 1 else ""),
+        hint,
     )
-    _check_input_split(glu.down_proj, N, where, "switch_mlp.down_proj")
+
+
+def _check_moe_tensor(moe: MoE, N: int, where: str) -> None:
+    _check_intermediate(
+        moe.switch_mlp, N, where, "expert intermediate size",
+        "use fewer ranks, or strategy='expert'",
+    )
 
 
 def _check_moe_expert(moe: MoE, N: int, where: str) -> None:
@@ -164,7 +180,7 @@ def choose_moe_strategy(moe: MoE, N: int, strategy: str = "auto", where: str = "
             hint="expected one of " + ", ".join(MOE_STRATEGIES),
         )
     if "shared_mlp" in moe:
-        check_mlp(moe.shared_mlp, N, where + ".shared_mlp")
+        _check_intermediate(moe.shared_mlp, N, where + ".shared_mlp", "intermediate size", "use fewer ranks")
     if strategy == "auto":
         try:
             _check_moe_tensor(moe, N, where)
@@ -186,20 +202,49 @@ def choose_moe_strategy(moe: MoE, N: int, strategy: str = "auto", where: str = "
 # in-place shards (used inside blocks that all_sum once at their end)
 
 
-def _rows(layer, group) -> None:
-    """Keep this rank's slice of the output rows (last-but-one axis; 1-D bias: its only axis)."""
-    shard_inplace(layer, "all-to-sharded", group=group)
+def _bounds(hidden: int, unit: int, group) -> Tuple[int, int]:
+    """This rank's ``[lo, hi)`` of an intermediate dimension, cut at multiples of ``unit``.
 
-
-def _cols(layer, group) -> None:
-    """Keep this rank's slice of the input columns; the output is then a partial sum.
-
-    A bias is not split by ``shard_inplace``; it must be added once in the sum, so ranks other
-    than 0 zero theirs.
+    Ranks get ``floor`` / ``ceil`` of ``hidden / unit / N`` units: even when it divides (the same
+    slices as ``shard_inplace``), within one unit of even when it does not, so a 4-bit
+    HunYuan-Large (18304 = 286 groups of 64) still splits over 4 or 8 ranks.
     """
-    shard_inplace(layer, "sharded-to-all", group=group)
-    if "bias" in layer and group.rank() != 0:
-        layer.bias = mx.zeros_like(layer.bias)
+    units, N, r = hidden // unit, group.size(), group.rank()
+    return unit * (r * units // N), unit * ((r + 1) * units // N)
+
+
+def _keep_rows(layer, lo: int, hi: int) -> None:
+    """Keep output rows ``[lo, hi)`` of a (quantized, switch) linear layer (a bias: its last axis)."""
+    layer.update({
+        k: mx.contiguous(v[..., lo:hi] if k == "bias" else v[..., lo:hi, :])
+        for k, v in layer.parameters().items()
+    })
+
+
+def _keep_cols(layer, lo: int, hi: int, rank: int) -> None:
+    """Keep input columns ``[lo, hi)``; the layer's output becomes a partial sum.
+
+    Packed quantized weights and per-group scales/biases are cut at the same place, scaled by
+    their width relative to the input (``lo`` and ``hi`` fall on group boundaries). A bias is
+    added once in the sum: ranks other than 0 zero theirs.
+    """
+    d = _in_dims(layer)
+    new = {}
+    for k, v in layer.parameters().items():
+        if k == "bias":
+            new[k] = v if rank == 0 else mx.zeros_like(v)
+            continue
+        per = v.shape[-1] / d  # packed columns (or groups) per input column
+        new[k] = mx.contiguous(v[..., int(lo * per) : int(hi * per)])
+    layer.update(new)
+
+
+def _split_intermediate(block, group) -> None:
+    """Split a SwiGLU block (``MLP`` or ``SwitchGLU``) by its intermediate dimension, in place."""
+    lo, hi = _bounds(_in_dims(block.down_proj), _split_unit(block), group)
+    _keep_rows(block.gate_proj, lo, hi)
+    _keep_rows(block.up_proj, lo, hi)
+    _keep_cols(block.down_proj, lo, hi, group.rank())
 
 
 def _take_experts(layer, start: int, stop: int) -> None:
@@ -305,15 +350,10 @@ def shard_moe(moe: MoE, group, *, strategy: str = "auto", where: str = "mlp") ->
     if N == 1:
         return moe
     if "shared_mlp" in moe:
-        shared = moe.shared_mlp
-        _rows(shared.gate_proj, group)
-        _rows(shared.up_proj, group)
-        _cols(shared.down_proj, group)
+        _split_intermediate(moe.shared_mlp, group)
     glu = moe.switch_mlp
     if strategy == "tensor":
-        _rows(glu.gate_proj, group)
-        _rows(glu.up_proj, group)
-        _cols(glu.down_proj, group)
+        _split_intermediate(glu, group)
         moe.__class__ = TensorParallelMoE
     else:
         per_rank = moe.num_experts // N
