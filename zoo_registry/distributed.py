@@ -115,6 +115,25 @@ def is_primary() -> bool:
     return rank() == 0
 
 
+def quiet_unless_primary() -> None:
+    """On ranks other than 0, send this process's stdout and stderr to ``os.devnull``.
+
+    Every rank runs the same command and must take part in every collective, so the others
+    cannot simply skip the printing code; this keeps one copy of the output (rank 0's), as
+    ``mlx_lm.generate`` under ``mlx.launch`` does. A single process is left alone.
+    """
+    import sys
+
+    if is_primary():
+        return
+    sink = open(os.devnull, "w")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(sink.fileno(), 1)
+    os.dup2(sink.fileno(), 2)
+    sys.stdout = sys.stderr = sink
+
+
 def barrier(group=None) -> None:
     """Wait until every rank of ``group`` (default: :func:`world`) gets here."""
     group = group if group is not None else world()
