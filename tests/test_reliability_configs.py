@@ -228,3 +228,19 @@ def test_a_few_aliases_are_fine(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("rules:\n  - {op: drop, name: a, from: &t model.rotary_emb.inv_freq}\n  - {op: drop, name: b, from: *t}\n")
     assert [r.sources for r in load_rules(path)] == [["model.rotary_emb.inv_freq"]] * 2
+
+
+def test_user_card_whose_source_path_is_a_symlink_loop(tmp_path, isolated_home, monkeypatch):
+    from zoo_registry.cards import materialize
+    from zoo_registry.registry import Registry
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "loop").symlink_to(cards / "loop")
+    (cards / "looped.yaml").write_text("name: looped\narchitecture: hunyuan\nsource: {path: loop}\n")
+    monkeypatch.setenv("ZOO_CARDS_PATH", str(cards))
+    card = Registry.discover().cards().get("looped")
+    with pytest.raises(CheckpointNotFoundError) as e:
+        materialize(card)
+    assert str(e.value) == f"{cards / 'looped.yaml'}::$.source.path: {cards / 'loop'}: checkpoint folder is a symbolic link that loops back on itself"
+    assert e.value.hint == "fix source.path in the card"

@@ -375,6 +375,11 @@ def materialize(card: Card, progress: Optional[Callable[[int, int, str], None]] 
     if kind == "path":
         path = card.local_path()
         if not path.is_dir():
+            if os.path.islink(path) or path.exists():  # a file, a looping or dangling link: say which
+                from .files import describe_missing
+
+                problem = f"{path}: checkpoint folder is a file" if path.is_file() else describe_missing(path, "checkpoint folder")
+                raise CheckpointNotFoundError(f"{card.where('source.path')}: {problem}", hint="fix source.path in the card")
             raise CheckpointNotFoundError(f"{card.where('source.path')}: checkpoint folder {path} does not exist",
                                           hint="fix source.path in the card, or copy the checkpoint there")
         return path
