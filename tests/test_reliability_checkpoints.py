@@ -247,3 +247,33 @@ def test_broken_tokenizer_json(tiny):
     with pytest.raises(CheckpointError) as e:
         load(tiny)
     assert str(e.value).startswith(f"{tiny}: cannot load the tokenizer: JSONDecodeError: Failed to parse tokenizer.json")
+
+
+def test_failed_conversion_leaves_no_half_written_folder(tiny, tmp_path, monkeypatch):
+    import zoo_registry.convert as convert_mod
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device", str(dst / "tokenizer.json"))
+
+    monkeypatch.setattr(convert_mod, "copy_tokenizer", disk_full)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left on device"):
+        convert_mod.convert(tiny, out)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    monkeypatch.undo()
+    convert_mod.convert(tiny, out)
+    assert sorted(p.name for p in out.iterdir())[:2] == ["config.json", "generation_config.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # an ordinary folder, not mkdtemp's private one
+
+
+def test_conversion_into_a_file_is_refused(tiny, tmp_path):
+    from zoo_registry.convert import convert
+    from zoo_registry.errors import ConfigError
+
+    target = tmp_path / "out.safetensors"
+    target.write_text("")
+    with pytest.raises(ConfigError) as e:
+        convert(tiny, target)
+    assert str(e.value) == f"{target}: destination exists and is not a folder"

@@ -7,12 +7,17 @@ serves the same ``model_type``. ``to="hf"`` runs the inverse of the architecture
 
 Tensors stay lazy until a shard is written, so peak memory is about one shard (plus quantization
 work), not the whole model twice.
+
+A new destination is written into a hidden sibling folder and renamed into place at the end, so
+an interrupted or failed conversion never leaves a half-written checkpoint that looks complete.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -37,6 +42,8 @@ def convert(src, dst, *, to: str = "mlx", quantize: Optional[int] = None, group_
     if to not in ("mlx", "hf"):
         raise ConfigError(f"--to {to!r}: expected 'mlx' or 'hf'")
     dst = Path(dst)
+    if dst.exists() and not dst.is_dir():
+        raise ConfigError(f"{dst}: destination exists and is not a folder", hint="choose a new folder")
     if dst.exists() and any(dst.iterdir()) and not force:
         raise ConfigError(f"{dst}: destination folder is not empty", hint="choose a new folder, or pass --force to overwrite")
     model, info = load_model(src, quantize=quantize, group_size=group_size, dtype=dtype, lazy=True, return_info=True, registry=registry)
@@ -56,13 +63,31 @@ def convert(src, dst, *, to: str = "mlx", quantize: Optional[int] = None, group_
         config["quantization_config"] = dict(info.quantization)
     if dtype is not None:
         config["torch_dtype"] = str(dtype).rsplit(".", 1)[-1]
-    dst.mkdir(parents=True, exist_ok=True)
-    for stale in list(dst.glob("model*.safetensors")) + list(dst.glob("model.safetensors.index.json")):
-        stale.unlink()
-    write_safetensors(dst, tensors, shard_bytes=shard_bytes)
-    (dst / "config.json").write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
-    copy_tokenizer(info.path, dst)
+    if dst.exists() and any(dst.iterdir()):  # --force: overwrite the weights in place
+        for stale in list(dst.glob("model*.safetensors")) + list(dst.glob("model.safetensors.index.json")):
+            stale.unlink()
+        _write(dst, tensors, config, info.path, shard_bytes)
+        return info
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".zoo-partial", dir=dst.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        _write(staging, tensors, config, info.path, shard_bytes)
+        if dst.exists():
+            dst.rmdir()  # empty (checked above)
+        os.replace(staging, dst)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return info
+
+
+def _write(folder: Path, tensors: dict, config: dict, src: Path, shard_bytes: int) -> None:
+    write_safetensors(folder, tensors, shard_bytes=shard_bytes)
+    (folder / "config.json").write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
+    copy_tokenizer(src, folder)
 
 
 def write_safetensors(folder: Path, tensors: dict, shard_bytes: int = SHARD_BYTES) -> None:
