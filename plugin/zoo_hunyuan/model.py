@@ -32,6 +32,7 @@ import mlx.nn as nn
 from mlx_lm.models.base import create_attention_mask
 
 from zoo_registry.runtime.attention import Attention
+from zoo_registry.runtime.linear import Linear, matmul_t
 from zoo_registry.runtime.mlp import MLP
 from zoo_registry.runtime.moe import MoE
 from zoo_registry.runtime.rope import make_rope
@@ -103,12 +104,15 @@ class Model(nn.Module):
         self.model = HunYuanModel(cfg)
         self.tie_word_embeddings = bool(cfg["tie_word_embeddings"])
         if not self.tie_word_embeddings:
-            self.lm_head = nn.Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
+            self.lm_head = Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
 
     def __call__(self, inputs: mx.array, cache: Optional[List[Any]] = None) -> mx.array:
         out = self.model(inputs, cache)
         if self.tie_word_embeddings:
-            return self.model.embed_tokens.as_linear(out)
+            embed = self.model.embed_tokens
+            if type(embed) is nn.Embedding:  # float32 on the CPU for half-precision prefill (runtime.linear)
+                return matmul_t(out, embed.weight)
+            return embed.as_linear(out)  # quantized embedding
         return self.lm_head(out)
 
     @property

@@ -28,6 +28,7 @@ import mlx.nn as nn
 from mlx_lm.models.base import scaled_dot_product_attention
 
 from .cache import SharedKV, advance_shadow
+from .linear import Linear
 
 KVStates = Tuple[mx.array, mx.array]  # raw k_proj / v_proj outputs, each [B, L, n_kv_heads * head_dim]
 
@@ -70,11 +71,11 @@ class Attention(nn.Module):
         self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
         self.scale = head_dim**-0.5
         self.has_kv_proj = kv_proj
-        self.q_proj = nn.Linear(hidden_size, n_heads * head_dim, bias=bias)
+        self.q_proj = Linear(hidden_size, n_heads * head_dim, bias=bias)
         if kv_proj:
-            self.k_proj = nn.Linear(hidden_size, n_kv_heads * head_dim, bias=bias)
-            self.v_proj = nn.Linear(hidden_size, n_kv_heads * head_dim, bias=bias)
-        self.o_proj = nn.Linear(n_heads * head_dim, hidden_size, bias=bias)
+            self.k_proj = Linear(hidden_size, n_kv_heads * head_dim, bias=bias)
+            self.v_proj = Linear(hidden_size, n_kv_heads * head_dim, bias=bias)
+        self.o_proj = Linear(n_heads * head_dim, hidden_size, bias=bias)
         self.use_qk_norm = qk_norm
         if qk_norm:
             self.query_layernorm = nn.RMSNorm(head_dim, eps=norm_eps)

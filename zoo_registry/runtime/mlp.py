@@ -2,7 +2,9 @@
 
 ``down_proj(silu(gate_proj(x)) * up_proj(x))`` (Shazeer, "GLU Variants Improve Transformer").
 HunYuan-Large (arXiv:2411.02265) uses it for its dense layers, its shared expert and each routed
-expert; parameter names follow Hugging Face (``gate_proj``, ``up_proj``, ``down_proj``).
+expert; parameter names follow Hugging Face (``gate_proj``, ``up_proj``, ``down_proj``). The projections are
+:class:`.linear.Linear` (``mlx.nn.Linear`` that runs half-precision products in float32 on the CPU
+when that is faster).
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.activations import swiglu
 
+from .linear import Linear
+
 
 class MLP(nn.Module):
     """SwiGLU MLP ``D -> hidden_dims -> D`` (no bias by default)."""
 
     def __init__(self, dims: int, hidden_dims: int, bias: bool = False):
         super().__init__()
-        self.gate_proj = nn.Linear(dims, hidden_dims, bias=bias)
-        self.up_proj = nn.Linear(dims, hidden_dims, bias=bias)
-        self.down_proj = nn.Linear(hidden_dims, dims, bias=bias)
+        self.gate_proj = Linear(dims, hidden_dims, bias=bias)
+        self.up_proj = Linear(dims, hidden_dims, bias=bias)
+        self.down_proj = Linear(hidden_dims, dims, bias=bias)
 
     def __call__(self, x: mx.array) -> mx.array:
         return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))

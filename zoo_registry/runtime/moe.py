@@ -14,9 +14,20 @@ needs, the routed experts specialise. Routing, as in the reference code:
 Routed experts live in mlx-lm's ``SwitchGLU`` (``switch_mlp.{gate,up,down}_proj`` stacked
 ``[E, out, in]``) so ``mlx.nn.quantize`` swaps in ``QuantizedSwitchLinear`` as for any mlx-lm MoE.
 
-MLX's CPU ``gather_mm`` only supports float32. For bfloat16/float16 on the CPU the unquantized
-experts run through :func:`grouped_switch_glu` instead: tokens are sorted by expert and each
-expert runs one dense matmul on its contiguous slice (the shape a later grouped-GEMM path wants).
+How the experts run on the CPU (:meth:`MoE.experts`; on other devices always ``SwitchGLU``):
+
+- MLX's CPU ``gather_mm`` calls sgemm once per (token, expert) row (M=1) and only supports
+  float32. That is the right shape for decode (a handful of rows: no host sync, no sorting), so
+  float32 experts use it up to :data:`GATHER_MAX_PAIRS` (token, slot) pairs, and quantized
+  experts (``gather_qmm``) always.
+- Beyond that, and for bfloat16/float16 at any length, :func:`grouped_switch_glu` sorts the
+  (token, slot) pairs by expert and runs one dense GEMM per expert on its contiguous slice: one
+  host synchronisation per MoE layer (the expert counts) buys BLAS-sized GEMMs instead of
+  ``T * k`` matrix-vector products.
+- bfloat16/float16 experts are cast to float32 per expert right before their GEMMs when
+  :func:`.linear.fp32_compute` says it pays (an optimised BLAS serves MLX, see :mod:`.blas`, and
+  the GEMM has rows enough or the expert is small): MLX's own half-precision CPU matmul is several
+  times slower than sgemm there. Otherwise the native half-precision matmul is kept.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.switch_layers import SwitchGLU, SwitchLinear
 
+from .linear import fp32_compute
 from .mlp import MLP
 
 
@@ -64,38 +76,52 @@ def route(logits: mx.array, top_k: int) -> Tuple[mx.array, mx.array]:
     return inds, weights
 
 
-def _expert_linear(layer: SwitchLinear, x: mx.array, e: int) -> mx.array:
-    y = x @ layer.weight[e].T
+# Up to this many (token, slot) pairs, float32 experts run through gather_mm (no host sync);
+# grouping wins beyond it. Measured on the small benchmark config (see tests/test_moe_perf_paths.py
+# for the paths, benchmarks/RESULTS.md for the figures).
+GATHER_MAX_PAIRS = 16
+
+
+def _expert_linear(layer: SwitchLinear, x: mx.array, e: int, dtype: Optional[mx.Dtype]) -> mx.array:
+    w = layer.weight[e]  # [out, in]
+    if dtype is not None and w.dtype != dtype:
+        w = w.astype(dtype)
+    y = x @ w.T
     if "bias" in layer:
-        y = y + layer.bias[e]
+        y = y + layer.bias[e].astype(y.dtype)
     return y
 
 
-def grouped_switch_glu(glu: SwitchGLU, x: mx.array, inds: mx.array) -> mx.array:
-    """``SwitchGLU(x, inds)`` as one dense matmul per expert, for dtypes ``gather_mm`` lacks on CPU.
+def grouped_switch_glu(glu: SwitchGLU, x: mx.array, inds: mx.array, compute_dtype: Optional[mx.Dtype] = None) -> mx.array:
+    """``SwitchGLU(x, inds)`` as one dense GEMM per expert over its contiguous slice of tokens.
 
-    ``x`` is ``[..., D]``, ``inds`` is ``[..., k]``; returns ``[..., k, D]`` like ``SwitchGLU``.
-    The (token, slot) pairs are sorted by expert so each expert sees one contiguous slice; the
-    expert counts are read back to the host (one synchronisation per call).
+    ``x`` is ``[..., D]``, ``inds`` is ``[..., k]``; returns ``[..., k, D]`` in ``x.dtype`` like
+    ``SwitchGLU``. The (token, slot) pairs are sorted by expert so each expert sees one contiguous
+    slice; the expert counts are read back to the host (one synchronisation per call).
+    ``compute_dtype`` (e.g. ``mx.float32`` for bfloat16 weights) is the dtype the GEMMs run in;
+    each used expert's weights are cast right before its GEMM.
     """
     *lead, k = inds.shape
     D = x.shape[-1]
+    E = glu.gate_proj.weight.shape[0]
     flat_x = x.reshape(-1, D)  # [T, D]
     flat_e = inds.reshape(-1)  # [T*k] expert of each (token, slot)
-    order = mx.argsort(flat_e)  # [T*k] slots sorted by expert
+    order = mx.argsort(flat_e)  # [T*k] pairs sorted by expert
     xs = flat_x[order // k]  # [T*k, D] token rows in expert order
-    E = glu.gate_proj.weight.shape[0]
-    counts = mx.zeros((E,), dtype=mx.int32).at[flat_e].add(1).tolist()
+    if compute_dtype is not None:
+        xs = xs.astype(compute_dtype)
+    counts = mx.zeros((E,), dtype=mx.int32).at[flat_e].add(1).tolist()  # host sync
     outs, start = [], 0
     for e, n in enumerate(counts):
         if n == 0:
             continue
         xe = xs[start : start + n]  # [n, D]
-        h = glu.activation(_expert_linear(glu.up_proj, xe, e), _expert_linear(glu.gate_proj, xe, e))
-        outs.append(_expert_linear(glu.down_proj, h, e))  # [n, D]
+        gate = _expert_linear(glu.gate_proj, xe, e, compute_dtype)
+        h = glu.activation(_expert_linear(glu.up_proj, xe, e, compute_dtype), gate)  # [n, hidden]
+        outs.append(_expert_linear(glu.down_proj, h, e, compute_dtype))  # [n, D]
         start += n
     ys = mx.concatenate(outs, axis=0)  # [T*k, D] in expert order
-    return ys[mx.argsort(order)].reshape(*lead, k, D)  # back to (token, slot) order
+    return ys[mx.argsort(order)].reshape(*lead, k, D).astype(x.dtype)  # back to (token, slot) order
 
 
 def needs_grouped_path(glu: SwitchGLU, x: mx.array) -> bool:
@@ -103,6 +129,21 @@ def needs_grouped_path(glu: SwitchGLU, x: mx.array) -> bool:
     if not isinstance(glu.gate_proj, SwitchLinear) or mx.default_device() != mx.cpu:
         return False
     return x.dtype != mx.float32 or glu.gate_proj.weight.dtype != mx.float32
+
+
+def expert_path(glu: SwitchGLU, x: mx.array, inds: mx.array) -> str:
+    """Which implementation :meth:`MoE.experts` uses: ``"gather"``, ``"grouped"`` or ``"grouped-fp32"``.
+
+    ``"gather"`` is ``SwitchGLU`` (``gather_mm`` / ``gather_qmm``): quantized experts, devices
+    other than the CPU, and short float32 inputs. ``"grouped"`` is :func:`grouped_switch_glu` in
+    the weights' dtype, ``"grouped-fp32"`` the same with half-precision weights upcast per expert.
+    """
+    if not isinstance(glu.gate_proj, SwitchLinear) or mx.default_device() != mx.cpu:
+        return "gather"
+    if not needs_grouped_path(glu, x):
+        return "gather" if inds.size <= GATHER_MAX_PAIRS else "grouped"
+    w = glu.gate_proj.weight  # [E, out, in]
+    return "grouped-fp32" if fp32_compute(inds.size, w.dtype, w.size // w.shape[0]) else "grouped"
 
 
 class MoE(nn.Module):
@@ -130,10 +171,11 @@ class MoE(nn.Module):
             self.shared_mlp = MLP(dims, shared_hidden_dims)
 
     def experts(self, x: mx.array, inds: mx.array) -> mx.array:
-        """Outputs of the selected experts, ``[..., k, D]``."""
-        if needs_grouped_path(self.switch_mlp, x):
-            return grouped_switch_glu(self.switch_mlp, x, inds)
-        return self.switch_mlp(x, inds)
+        """Outputs of the selected experts, ``[..., k, D]`` (path chosen by :func:`expert_path`)."""
+        path = expert_path(self.switch_mlp, x, inds)
+        if path == "gather":
+            return self.switch_mlp(x, inds)
+        return grouped_switch_glu(self.switch_mlp, x, inds, mx.float32 if path == "grouped-fp32" else None)
 
     def __call__(self, x: mx.array) -> mx.array:
         inds, weights = route(self.gate(x), self.top_k)  # [B, L, k] each
