@@ -2,7 +2,7 @@
 
 The model built from it by zoo is compared with mlx-lm's own ``hunyuan`` module on the same
 weights: the tiny model routes top-1 (HunYuan-Large's rule, not renormalised), for which mlx-lm
-is the reference implementation (it matches Tencent's code; see docs/hunyuan.md).
+is the reference implementation (it matches Tencent's code; see the README).
 """
 
 from __future__ import annotations
