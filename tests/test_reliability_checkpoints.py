@@ -277,3 +277,19 @@ def test_conversion_into_a_file_is_refused(tiny, tmp_path):
     with pytest.raises(ConfigError) as e:
         convert(tiny, target)
     assert str(e.value) == f"{target}: destination exists and is not a folder"
+
+
+def test_mlx_lm_builtin_with_a_config_it_cannot_use(tmp_path):
+    """mlx-lm's architectures have no schema; what its ModelArgs rejects still comes back as one line."""
+    folder = tmp_path / "llama"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8, "num_hidden_layers": 1}))
+    mx.save_safetensors(str(folder / "model.safetensors"), {"x": mx.zeros((2,))})
+    message = ("TypeError: ModelArgs.__init__() missing 4 required positional arguments: 'intermediate_size', "
+               "'num_attention_heads', 'rms_norm_eps', and 'vocab_size'")
+    with pytest.raises(CheckpointError) as e:
+        load_model(folder)
+    assert str(e.value) == f"{folder}: mlx-lm could not load the checkpoint: {message}"
+    with pytest.raises(CheckpointError) as e:
+        plan(folder)
+    assert str(e.value) == f"{folder}: mlx-lm could not build model_type 'llama' from config.json: {message}"

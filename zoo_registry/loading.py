@@ -567,11 +567,17 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
     if arch.builtin:
         from mlx_lm.utils import _get_classes  # mlx-lm's own dispatch; its sanitize needs arrays (lazy)
 
-        model_class, args_class = _get_classes(config=config)
-        model = model_class(args_class.from_dict(config))
-        tensors = ckpt.tensors()
-        if hasattr(model, "sanitize"):
-            tensors = model.sanitize(tensors)
+        try:
+            model_class, args_class = _get_classes(config=config)
+            model = model_class(args_class.from_dict(config))
+            tensors = ckpt.tensors()
+            if hasattr(model, "sanitize"):
+                tensors = model.sanitize(tensors)
+        except ZooError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm validates nothing
+            raise CheckpointError(f"{resolved.path}: mlx-lm could not build model_type {arch.name!r} from config.json: {type(e).__name__}: {e}",
+                                  hint="mlx-lm does not validate configs; check config.json against the model's documentation") from None
         expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
         rep = report_mod.compare(expected, {k: describe(v) for k, v in tensors.items()}, source=resolved.path, architecture=arch.name)
     else:
