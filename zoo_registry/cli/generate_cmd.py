@@ -94,12 +94,14 @@ def generate_and_print(args, model, tokenizer, extra=None) -> int:
 
 
 def run(args):
-    from .. import loading
+    from .. import distributed, loading
     from .load_cmd import finish_loading, load_options, prepare_source, quiet_transformers
 
     _check(args)
+    distributed.quiet_unless_primary()  # under mlx.launch only rank 0 prints
     quiet_transformers(args)
     prepare_source(args.model)
     model, tokenizer = loading.load(args.model, **load_options(args))
+    distributed.shard_model(model, distributed.world())  # no-op in a single process
     finish_loading(model)
     return generate_and_print(args, model, tokenizer)

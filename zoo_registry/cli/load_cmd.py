@@ -194,8 +194,9 @@ def dry_run(args, card) -> int:
 
 
 def run(args):
-    from .. import loading
+    from .. import distributed, loading
 
+    distributed.quiet_unless_primary()  # under mlx.launch only rank 0 prints
     quiet_transformers(args)
     card = prepare_source(args.model)
     if args.dry_run:
@@ -207,6 +208,7 @@ def run(args):
         model, tokenizer, info = loading.load(args.model, return_info=True, **load_options(args))
     else:
         model, info = loading.load_model(args.model, return_info=True, **load_options(args))
+    distributed.shard_model(model, distributed.world())  # no-op in a single process
     finish_loading(model, info)
     out = summary(args, model, info, card)
     if args.json and not args.prompt:
