@@ -297,5 +297,29 @@ def test_rank_memory_is_about_its_share(launched):
         assert mem["peak"] < 0.62 * full, (mem, full)
 
 
+
+def test_zoo_generate_runs_unchanged_under_mlx_launch(tmp_path):
+    """The real CLI on two ranks: the text is printed once and equals one process's greedy text."""
+    zoo = shutil.which("zoo") or str(Path(sys.executable).with_name("zoo"))
+    if not os.path.exists(zoo):
+        pytest.skip("the zoo console script is not installed")
+    env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    argv = ["generate", "hunyuan-tiny", "--prompt", "Hello", "--max-tokens", "12", "--seed", "0", "--quiet"]
+    single = subprocess.run([zoo, *argv], capture_output=True, text=True, env=env, timeout=LAUNCH_TIMEOUT)
+    assert single.returncode == 0, single.stderr
+    assert single.stdout.strip(), "one process generated nothing"
+    proc = subprocess.Popen(
+        [launcher(), "--backend", "ring", "-n", "2", "--starting-port", str(free_port_pair()), "--", zoo, *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert out.count(single.stdout.strip()) == 1, f"stdout:\n{out}\nstderr:\n{err}"
+    assert out.strip() == single.stdout.strip(), f"stdout:\n{out}\nstderr:\n{err}"
+
+
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":
     worker(Path(sys.argv[2]), Path(sys.argv[3]))
