@@ -218,6 +218,27 @@ def test_card_loads_a_cached_repo_through_zoo_llama(isolated_home, tmp_path):
 # -- the plugin's own test suite -------------------------------------------------------------------
 
 
+def _example_tests():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zoo_llama_own_tests", EXAMPLE / "tests" / "test_zoo_llama.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXAMPLE_TESTS = _example_tests()
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_TESTS.CONFIGS))
+def test_model_runner_on_the_plugins_configs(zoo_model_tests, name):
+    """The plugin's own model checks, in this process (the full suite of the plugin runs under -m slow)."""
+    figures = zoo_model_tests(EXAMPLE_TESTS.CONFIGS[name], layouts=("mlx", "hf", EXAMPLE_TESTS.meta_layout))
+    assert figures["provider"] == "zoo-llama"
+    assert figures["cache_max_diff"] <= 1e-4 and figures["batch_max_diff"] <= 1e-4
+
+
+@pytest.mark.slow
 def test_the_plugins_own_tests_pass_with_only_the_shipped_pytest_plugin(tmp_path):
     """What a plugin author runs: their tests, with zoo's pytest plugin (fixtures) and nothing else."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}

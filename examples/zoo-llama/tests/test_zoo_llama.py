@@ -39,8 +39,8 @@ def meta_layout(tensors, config):
     for name, x in tensors.items():
         if ".self_attn.q_proj." in name or ".self_attn.k_proj." in name:
             heads = config["num_attention_heads" if ".q_proj." in name else "num_key_value_heads"]
-            rows = x.reshape(heads, 2, -1, x.shape[-1])  # [heads, halves, d/2, D]
-            x = mx.swapaxes(rows, 1, 2).reshape(x.shape)  # [heads, d/2, pairs, D]
+            rows = x.reshape(heads, 2, -1, *x.shape[1:])  # [heads, halves, d/2, (D)]; biases have no D
+            x = mx.swapaxes(rows, 1, 2).reshape(x.shape)  # [heads, d/2, pairs, (D)]
         for hf, meta in (("model.embed_tokens", "tok_embeddings"), ("model.norm", "norm"), ("lm_head", "output"),
                          ("model.layers", "layers"), ("self_attn.q_proj", "attention.wq"), ("self_attn.k_proj", "attention.wk"),
                          ("self_attn.v_proj", "attention.wv"), ("self_attn.o_proj", "attention.wo"),
