@@ -21,10 +21,12 @@ Choice (``ZOO_BLAS``):
 - a path: load exactly that library; a missing or unusable file is a :class:`BlasError`.
 
 Thread counts follow the library's own variables (``BLIS_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
-``OMP_NUM_THREADS``). BLIS defaults to one thread when none is set, so zoo then asks it for one
-per CPU this process may run on; OpenBLAS already uses them all. ``OPENBLAS_CORETYPE`` is left
-alone (some machines set it to dodge kernels that older OpenBLAS builds get wrong); the record
-shows the kernel OpenBLAS picked.
+``OMP_NUM_THREADS``) and zoo sets none. BLIS then runs single-threaded, on purpose: on the 2-vCPU
+machine its two-thread GEMM reached 111 GFLOP/s when idle but fell to 3-4 GFLOP/s as soon as
+another process competed for a core, while one thread held 76-88 GFLOP/s
+(``benchmarks/bench_blas.py``; MLX's own work is single-threaded anyway). OpenBLAS uses every
+core by default. ``OPENBLAS_CORETYPE`` is left alone (some machines set it to dodge kernels that
+older OpenBLAS builds get wrong); the record shows the kernel OpenBLAS picked.
 
 On macOS MLX uses Accelerate and this module does nothing. Importing it does not import MLX.
 """
@@ -71,7 +73,7 @@ class BlasStatus:
     def describe(self) -> str:
         """One line: ``BLAS: OpenBLAS 0.3.21 ... (2 threads) from /usr/lib/...`` or why none."""
         if self.effective:
-            threads = f", {self.threads} threads" if self.threads else ""
+            threads = f", {self.threads} thread{'' if self.threads == 1 else 's'}" if self.threads else ""
             return f"BLAS: {self.version or self.library} ({self.path}{threads})"
         return f"BLAS: MLX's bundled reference BLAS ({self.reason})"
 
@@ -104,13 +106,6 @@ def candidates() -> List[Tuple[str, str]]:
 
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 class _DlInfo(ctypes.Structure):
     _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
                 ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
@@ -139,7 +134,7 @@ def _family_of(handle, path: str) -> str:
 
 
 def _describe_loaded(handle, family: str) -> Tuple[str, Optional[str], Optional[int]]:
-    """``(library name, version string, threads)``; sets BLIS's thread count when nobody did."""
+    """``(library name, version string, threads)`` of a loaded library."""
     if family == "openblas":
         handle.openblas_get_config.restype = ctypes.c_char_p
         version = handle.openblas_get_config().decode()
@@ -154,10 +149,8 @@ def _describe_loaded(handle, family: str) -> Tuple[str, Optional[str], Optional[
     if family == "blis":
         handle.bli_info_get_version_str.restype = ctypes.c_char_p
         version = "BLIS " + handle.bli_info_get_version_str().decode()
-        if not any(os.environ.get(v) for v in ("BLIS_NUM_THREADS", "OMP_NUM_THREADS")):
-            handle.bli_thread_set_num_threads(ctypes.c_long(_cpu_count()))
         handle.bli_thread_get_num_threads.restype = ctypes.c_long
-        return "BLIS", version, int(handle.bli_thread_get_num_threads())
+        return "BLIS", version, max(1, int(handle.bli_thread_get_num_threads()))  # -1: unset, i.e. one
     return family, None, None
 
 
