@@ -69,3 +69,13 @@ def test_cla_consumer_without_kv_states_is_an_error():
 
 def test_attention_bias_is_optional():
     assert "bias" in make(bias=True).q_proj and "bias" not in make().q_proj
+
+
+def test_o_bias_can_differ_from_qkv_bias():
+    """Qwen2: biases on q/k/v, none on o_proj; Llama's attention_bias: all four."""
+    from zoo_registry.runtime.attention import Attention
+    from zoo_registry.runtime.rope import RoPE
+
+    qwen2 = Attention(32, 4, 2, 8, RoPE(8), bias=True, o_bias=False)
+    assert "bias" in qwen2.q_proj and "bias" in qwen2.k_proj and "bias" in qwen2.v_proj and "bias" not in qwen2.o_proj
+    assert "bias" in Attention(32, 4, 2, 8, RoPE(8), bias=True).o_proj

@@ -90,3 +90,22 @@ def test_make_rope_names_unsupported_type():
 def test_ntk_alpha_rejects_non_positive_alpha():
     with pytest.raises(ConfigError, match=r"alpha > 0"):
         NTKAlphaRoPE(16, 10000.0, -1.0)
+
+
+def test_llama3_rope_matches_mlx_lm():
+    """Same frequencies as mlx-lm's Llama3RoPE (the oracle), through make_rope's dispatch."""
+    from mlx_lm.models.rope_utils import initialize_rope
+
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 64}
+    ours = make_rope(32, 500000.0, scaling, max_position_embeddings=512)
+    ref = initialize_rope(32, 500000.0, False, scaling, 512)
+    x = mx.random.normal((2, 3, 7, 32))
+    for offset in (0, 100):
+        assert float(mx.abs(ours(x, offset=offset) - ref(x, offset=offset)).max()) <= 1e-5
+    assert float(mx.abs(ours(x) - make_rope(32, 500000.0, None)(x)).max()) > 1e-3  # it does scale
+
+
+def test_llama3_rope_rejects_inverted_factors():
+    with pytest.raises(ConfigError, match=r"high_freq_factor > low_freq_factor"):
+        make_rope(16, 10000.0, {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0})

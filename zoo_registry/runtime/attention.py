@@ -44,7 +44,9 @@ class Attention(nn.Module):
         kv_proj: whether this layer projects its own K/V; ``False`` makes it a CLA consumer.
         qk_norm: apply ``query_layernorm`` / ``key_layernorm`` (RMSNorm over ``head_dim``) after RoPE.
         norm_eps: epsilon of those norms.
-        bias: bias on all four projections.
+        bias: bias on the q/k/v projections (and on ``o_proj`` unless ``o_bias`` says otherwise).
+        o_bias: bias on ``o_proj``; ``None`` follows ``bias``. Qwen2 has q/k/v biases but none on
+            ``o_proj`` (``bias=True, o_bias=False``); Llama's ``attention_bias`` covers all four.
 
     ``__call__(x, mask, cache, kv_states)`` returns ``(out[B, L, D], kv_states)``. An owner returns
     a :class:`~.cache.SharedKV` (iterates as its raw K/V projections, carries the rotated,
@@ -64,6 +66,7 @@ class Attention(nn.Module):
         qk_norm: bool = False,
         norm_eps: float = 1e-5,
         bias: bool = False,
+        o_bias: Optional[bool] = None,
     ):
         super().__init__()
         if n_heads % n_kv_heads:
@@ -75,7 +78,7 @@ class Attention(nn.Module):
         if kv_proj:
             self.k_proj = Linear(hidden_size, n_kv_heads * head_dim, bias=bias)
             self.v_proj = Linear(hidden_size, n_kv_heads * head_dim, bias=bias)
-        self.o_proj = Linear(n_heads * head_dim, hidden_size, bias=bias)
+        self.o_proj = Linear(n_heads * head_dim, hidden_size, bias=bias if o_bias is None else o_bias)
         self.use_qk_norm = qk_norm
         if qk_norm:
             self.query_layernorm = nn.RMSNorm(head_dim, eps=norm_eps)

@@ -12,12 +12,15 @@ offsets as mlx-lm's batched caches pass).
 - :class:`LinearRoPE`: positions divided by ``factor`` (position interpolation).
 - :class:`DynamicNTKRoPE`: classic dynamic NTK: past ``max_position_embeddings`` the base grows
   with the current length, ``base * (factor * n / max_pos - (factor - 1)) ** (d / (d - 2))``.
+- :class:`Llama3RoPE`: Llama 3.1's frequency-dependent stretch (``rope_type: llama3``): long
+  wavelengths slowed by ``factor``, short ones kept, a smooth blend in between.
 
 :func:`make_rope` picks one from a normalised ``rope_scaling`` mapping.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Union
 
 import mlx.core as mx
@@ -120,7 +123,43 @@ class DynamicNTKRoPE(nn.Module):
         return mx.fast.rope(x, self.dims, traditional=self.traditional, base=base, scale=1.0, offset=offset)
 
 
-ROPE_TYPES = ("default", "linear", "dynamic", "ntk_alpha")
+class Llama3RoPE(nn.Module):
+    """Llama 3.1's RoPE scaling (``rope_scaling.rope_type == "llama3"``), fixed at construction.
+
+    Each rotation frequency is treated by its wavelength ``w = 2 pi * period`` against the
+    original context ``n0 = original_max_position_embeddings``: wavelengths shorter than
+    ``n0 / high_freq_factor`` are kept, longer than ``n0 / low_freq_factor`` are slowed by
+    ``factor``, and in between the inverse frequency is the blend
+    ``(1 - s) * f / factor + s * f`` with ``s = (n0 / w - low_freq_factor) / (high_freq_factor - low_freq_factor)``
+    (continuous at both edges). Like :class:`NTKAlphaRoPE` it does not depend on the sequence
+    length, so cached decode equals a full forward pass.
+    """
+
+    def __init__(self, dims: int, base: float = 10000.0, factor: float = 8.0, low_freq_factor: float = 1.0,
+                 high_freq_factor: float = 4.0, original_max_position_embeddings: int = 8192, traditional: bool = False):
+        super().__init__()
+        if not factor > 0:
+            raise ConfigError(f"$.rope_scaling.factor: llama3 RoPE needs a factor > 0, got {factor!r}")
+        if not high_freq_factor > low_freq_factor > 0:
+            raise ConfigError(
+                f"$.rope_scaling: llama3 RoPE needs high_freq_factor > low_freq_factor > 0, got {high_freq_factor!r} and {low_freq_factor!r}"
+            )
+        self.dims, self.base, self.factor, self.traditional = dims, float(base), float(factor), traditional
+        periods = _inv_freq_powers(dims, self.base)  # [d/2] = 1 / inv_freq
+        wavelen = 2 * math.pi * periods
+        n0 = float(original_max_position_embeddings)
+        s = mx.clip((n0 / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor), 0.0, 1.0)
+        # inverse frequency f -> (1 - s) f / factor + s f; as periods: p -> p / ((1 - s) / factor + s)
+        self._freqs = periods / ((1 - s) / self.factor + s)
+
+    def extra_repr(self) -> str:
+        return f"{self.dims}, base={self.base}, factor={self.factor}"
+
+    def __call__(self, x: mx.array, offset: Offset = 0) -> mx.array:
+        return mx.fast.rope(x, self.dims, traditional=self.traditional, base=None, scale=1.0, offset=offset, freqs=self._freqs)
+
+
+ROPE_TYPES = ("default", "linear", "dynamic", "ntk_alpha", "llama3")
 
 
 def make_rope(dims: int, base: float, scaling: Optional[dict] = None, max_position_embeddings: Optional[int] = None, traditional: bool = False) -> nn.Module:
@@ -130,7 +169,9 @@ def make_rope(dims: int, base: float, scaling: Optional[dict] = None, max_positi
     ``linear`` → ``factor``; ``dynamic`` with ``alpha`` > 0 → :class:`NTKAlphaRoPE` (HunYuan's
     reading of the label); ``dynamic`` without ``alpha`` (absent, null or 0) → :class:`DynamicNTKRoPE`
     with ``factor`` and ``max_position_embeddings``; ``ntk_alpha`` (transformers' in-memory name)
-    → :class:`NTKAlphaRoPE`. Anything else raises :class:`ConfigError` naming the type.
+    → :class:`NTKAlphaRoPE`; ``llama3`` → :class:`Llama3RoPE` with ``factor``, ``low_freq_factor``,
+    ``high_freq_factor`` and ``original_max_position_embeddings``. Anything else raises
+    :class:`ConfigError` naming the type.
     """
     if not scaling:
         return RoPE(dims, base, traditional)
@@ -142,6 +183,9 @@ def make_rope(dims: int, base: float, scaling: Optional[dict] = None, max_positi
         return LinearRoPE(dims, base, scaling.get("factor", 1.0), traditional)
     if rope_type == "ntk_alpha" or (rope_type == "dynamic" and alpha):
         return NTKAlphaRoPE(dims, base, alpha if alpha is not None else 1.0, traditional)
+    if rope_type == "llama3":
+        keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+        return Llama3RoPE(dims, base, traditional=traditional, **{k: scaling[k] for k in keys if k in scaling})
     if rope_type == "dynamic":
         if max_position_embeddings is None:
             raise ConfigError("$.max_position_embeddings: dynamic NTK RoPE without alpha needs max_position_embeddings")
