@@ -86,11 +86,11 @@ def main() -> int:
         x = mx.random.normal((T, D), key=mx.random.key(T))
         inds = mx.argpartition(-mx.random.normal((T, E), key=mx.random.key(T + 1)), kth=k - 1, axis=-1)[:, :k].astype(mx.uint32)
         mx.eval(x, inds)
-        ref = glu(x[:, None, :], inds)  # [T, k, D]
+        ref = glu(x[None], inds[None])[0]  # [T, k, D]; SwitchGLU wants [B, L, D] with [B, L, k]
         mx.eval(ref)
         for name, fn in variants.items():
             if name.startswith("gather_mm"):
-                f = lambda: fn(x[:, None, :], inds)
+                f = lambda: fn(x[None], inds[None])
             else:
                 f = lambda: fn(x, inds)
             y = f()

@@ -24,6 +24,10 @@ import checkpoints  # noqa: E402
 
 def kind_of(path: str) -> str:
     """Group module paths into the categories of the report."""
+    if path == "":
+        return "LM head (top level, outside any module)"
+    if path == "model":
+        return "model body (mask, layer loop)"
     leaf = path.rsplit(".", 1)[-1]
     if ".self_attn." in path or path.endswith(".self_attn"):
         if leaf in ("q_proj", "k_proj", "v_proj", "o_proj"):
@@ -74,7 +78,7 @@ class Profiler:
         def wrapped(module, *args, **kwargs):
             name = prof.names.get(id(module))
             name = name + suffix if name else name
-            if name is None or name == "" or name == "model" or name.endswith("layers"):
+            if name is None or name.endswith("layers"):
                 return original(module, *args, **kwargs)
             arrays = [a for a in args if isinstance(a, prof.mx.array)]
             prof.mx.eval(arrays)
