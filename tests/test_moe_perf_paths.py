@@ -17,7 +17,7 @@ nn = pytest.importorskip("mlx.nn")
 from mlx.utils import tree_flatten  # noqa: E402
 
 from zoo_registry.runtime import linear  # noqa: E402
-from zoo_registry.runtime.moe import GATHER_MAX_PAIRS, MoE, expert_path, grouped_switch_glu, route  # noqa: E402
+from zoo_registry.runtime.moe import GROUPED_MIN_ROWS_PER_EXPERT, MoE, expert_path, grouped_switch_glu, route  # noqa: E402
 
 cpu_only = pytest.mark.skipif(mx.default_device() != mx.cpu, reason="the grouped paths are CPU-only")
 
@@ -47,8 +47,8 @@ def diff(a, b):
 @cpu_only
 def test_float32_paths_by_length():
     m = randomize(MoE(32, 24, 6, 2))
-    _, short, _ = routed(m, GATHER_MAX_PAIRS // 2)
-    _, long, _ = routed(m, GATHER_MAX_PAIRS)
+    _, short, _ = routed(m, 2)
+    _, long, _ = routed(m, GROUPED_MIN_ROWS_PER_EXPERT * 6 // 2)  # top-2: twice as many pairs as tokens
     assert expert_path(m.switch_mlp, mx.zeros((1, 32)), short) == "gather"  # decode: no host sync
     assert expert_path(m.switch_mlp, mx.zeros((1, 32)), long) == "grouped"  # prefill: one GEMM per expert
 
