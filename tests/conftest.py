@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+# The suite computes with the CPU BLAS zoo's users get (ZOO_BLAS, default auto). It must be chosen
+# before anything imports mlx.core; tests/test_blas_parity.py reruns the parity tests with
+# ZOO_BLAS=off in a child process, so parity holds on both BLAS paths.
+from zoo_registry.runtime import blas as _blas
+
+_blas.activate()
+
 
 @pytest.fixture
 def isolated_home(tmp_path, monkeypatch):

@@ -207,6 +207,9 @@ def load_model(
             :class:`CheckpointError` naming the file and tensor if any holds NaN or inf (and,
             after a ``dtype`` cast or quantization, naming the parameter that overflowed).
     """
+    from .runtime import blas
+
+    blas.activate()  # before this process first imports mlx.core, or it cannot take effect
     start = time.perf_counter()
     registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
     card_q = _card_quantization(resolved.card)

@@ -58,6 +58,7 @@ def generate_and_print(args, model, tokenizer, extra=None) -> int:
     import mlx.core as mx
 
     from ..generation import GenerationStats, build_prompt, stream
+    from ..runtime import blas
 
     _check(args)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
@@ -79,7 +80,8 @@ def generate_and_print(args, model, tokenizer, extra=None) -> int:
         out = dict(extra or {})
         out.update(prompt=prompt, text=text, prompt_tokens=stats.prompt_tokens, prompt_tps=stats.prompt_tps,
                    generation_tokens=stats.generation_tokens, generation_tps=stats.generation_tps,
-                   peak_memory_gb=stats.peak_memory_gb, finish_reason=stats.finish_reason)
+                   peak_memory_gb=stats.peak_memory_gb, finish_reason=stats.finish_reason,
+                   blas=blas.status().as_dict())
         print_json(out)
         return 0
     sys.stdout.write("\n")
@@ -90,6 +92,7 @@ def generate_and_print(args, model, tokenizer, extra=None) -> int:
             print("No text generated for this prompt", file=sys.stderr)
         for line in stats.lines():
             print(line, file=sys.stderr)
+        print(blas.status().describe(), file=sys.stderr)
     return 0
 
 

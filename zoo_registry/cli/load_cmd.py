@@ -95,6 +95,7 @@ def summary(args, model, info, card) -> dict:
 
     from ..generation import model_stats
     from ..registry import get_registry
+    from ..runtime import blas
 
     stats = model_stats(model, info.config)
     moe = stats.active_parameters != stats.parameters
@@ -122,6 +123,7 @@ def summary(args, model, info, card) -> dict:
         "kv_caches": stats.kv_caches,
         "layers": stats.layers,
         "load_seconds": round(float(info.seconds), 4),
+        "blas": blas.status().as_dict(),
         "report": report.as_dict() if report is not None else None,
     }
 
@@ -158,6 +160,10 @@ def print_summary(out: dict, info, explain: bool = False, stream=None) -> None:
             shared = f" ({out['kv_caches']} of {out['layers']} layers store K/V; the others share them)"
         row("KV cache", f"{human_bytes(out['kv_cache_bytes_per_token'])} per token{shared}")
     row("load time", f"{out['load_seconds']:.2f} s")
+    if out.get("blas"):
+        from ..runtime.blas import BlasStatus
+
+        row("CPU BLAS", BlasStatus(**out["blas"]).describe().removeprefix("BLAS: "))
     report = info.report
     if report is None:
         return

@@ -30,6 +30,7 @@ from ..errors import ZooError, ZooWarning
 
 # Command modules are imported to build the parser; they keep heavy imports (MLX) inside run().
 COMMANDS = ("list", "plugins", "info", "validate", "load", "generate", "convert")
+MLX_COMMANDS = ("load", "generate", "convert")  # these compute with MLX: pick the CPU BLAS first
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 INTERNAL_SUFFIX = "(run with --debug for the traceback; please report)"
 
@@ -86,6 +87,10 @@ def main(argv=None) -> int:
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
+        if args.command in MLX_COMMANDS:
+            from ..runtime import blas
+
+            blas.activate()  # must precede the first `import mlx.core`; a bad ZOO_BLAS is a ZooError
         return int(args.run(args) or 0)
     except ZooError as e:
         if debug:
