@@ -23,6 +23,8 @@ Nothing here imports MLX.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import inspect
 import os
@@ -176,10 +178,11 @@ class Catalogue:
         self.problems: List[str] = []  # unreadable user cards; shown by `zoo list`
 
     @classmethod
-    def build(cls, plugin_sources) -> "Catalogue":
+    def build(cls, plugin_cards) -> "Catalogue":
+        """``plugin_cards``: the :class:`Card` objects the registry parsed when plugins registered them."""
         cat = cls()
-        for src in plugin_sources:  # plugin cards were parsed at registration; errors failed the plugin
-            cat._add(read_card(src.path, f"plugin:{src.origin}", src.trusted_root), plugin=True)
+        for card in plugin_cards:  # copied: ``shadows`` belongs to this catalogue, not to the registry
+            cat._add(dataclasses.replace(card, shadows=[]), plugin=True)
         for folder in reversed(user_card_dirs()):  # lowest precedence first, later ones shadow
             if not folder.is_dir():
                 continue

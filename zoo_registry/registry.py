@@ -182,8 +182,8 @@ class Registry:
         self.architectures: Dict[str, Architecture] = {}  # by name and alias, plugin-provided
         self.components: Dict[str, Named] = {}
         self.ops: Dict[str, Named] = {}
-        self.card_sources: List[CardSource] = []
-        self._card_owners: Dict[str, CardSource] = {}  # plugin card name/alias -> source
+        self.plugin_cards: list = []  # cards.Card, parsed once when their plugin registered them
+        self._card_owners: Dict[str, Tuple[str, str]] = {}  # plugin card name/alias -> (plugin, file name)
         self._builtins: Optional[Dict[str, Architecture]] = None
         self._cards = None
         self.pm = _plugins.new_plugin_manager()
@@ -254,23 +254,24 @@ class Registry:
                 seen.add(item.name)
         from .cards import read_card
 
-        new_cards = {}
+        new_cards, parsed = {}, []
         for src in stage.cards:
             card = read_card(src.path, f"plugin:{src.origin}", src.trusted_root)  # ConfigError fails the plugin
+            parsed.append(card)
             for key in (card.name, *card.aliases):
                 other = self._card_owners.get(key) or new_cards.get(key)
                 if other is not None:
                     raise DuplicateNameError(
-                        f"model card {key!r} is registered by both plugin {other.origin!r} ({other.path.name}) "
+                        f"model card {key!r} is registered by both plugin {other[0]!r} ({other[1]}) "
                         f"and plugin {stage.plugin!r} ({src.path.name})",
                         hint=f"uninstall one of them, or disable one with ZOO_DISABLED_PLUGINS={stage.plugin}",
                     )
-                new_cards[key] = src
+                new_cards[key] = (src.origin, src.path.name)
         self.architectures.update(new_arch)
         self._card_owners.update(new_cards)
         self.components.update({c.name: c for c in stage.components})
         self.ops.update({o.name: o for o in stage.ops})
-        self.card_sources.extend(stage.cards)
+        self.plugin_cards.extend(parsed)
         self._cards = None
 
     # -- architectures ----------------------------------------------------------------------
@@ -323,7 +324,7 @@ class Registry:
         if self._cards is None:
             from .cards import Catalogue
 
-            self._cards = Catalogue.build(self.card_sources)
+            self._cards = Catalogue.build(self.plugin_cards)
         return self._cards
 
 
