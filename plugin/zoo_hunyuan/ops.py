@@ -18,16 +18,21 @@ def _groups(num_heads: int, num_kv_heads: int) -> int:
     return num_heads // num_kv_heads
 
 
-class SplitGroupedQKV(Op):
-    """``qkv_proj`` → ``q_proj``, ``k_proj``, ``v_proj`` (rows grouped per KV head)."""
+class _GroupedQKV(Op):
+    """Shared parameters of the split and its inverse: ``G = num_heads / num_kv_heads`` query heads per KV head."""
 
-    name = "split_grouped_qkv"
     params = ("num_heads", "num_kv_heads")
 
     def __init__(self, num_heads: int, num_kv_heads: int):
         super().__init__(num_heads=num_heads, num_kv_heads=num_kv_heads)
         self.num_heads, self.num_kv_heads = int(num_heads), int(num_kv_heads)
         self.G = _groups(self.num_heads, self.num_kv_heads)
+
+
+class SplitGroupedQKV(_GroupedQKV):
+    """``qkv_proj`` → ``q_proj``, ``k_proj``, ``v_proj`` (rows grouped per KV head)."""
+
+    name = "split_grouped_qkv"
 
     def forward(self, xp, inputs, *, suffix=None):
         (w,) = inputs
@@ -46,16 +51,10 @@ class SplitGroupedQKV(Op):
         return MergeGroupedQKV(num_heads=self.num_heads, num_kv_heads=self.num_kv_heads)
 
 
-class MergeGroupedQKV(Op):
+class MergeGroupedQKV(_GroupedQKV):
     """``q_proj``, ``k_proj``, ``v_proj`` → head-grouped ``qkv_proj`` (inverse of the split)."""
 
     name = "merge_grouped_qkv"
-    params = ("num_heads", "num_kv_heads")
-
-    def __init__(self, num_heads: int, num_kv_heads: int):
-        super().__init__(num_heads=num_heads, num_kv_heads=num_kv_heads)
-        self.num_heads, self.num_kv_heads = int(num_heads), int(num_kv_heads)
-        self.G = _groups(self.num_heads, self.num_kv_heads)
 
     def forward(self, xp, inputs, *, suffix=None):
         q, k, v = inputs
