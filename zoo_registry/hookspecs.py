@@ -1,4 +1,4 @@
-"""The plugin contract: four hooks, each given a ``register`` callback.
+"""The plugin contract: a few small hooks, each given a ``register`` callback.
 
 A plugin is a module (or object) with functions decorated by ``zoo_registry.hookimpl`` and named
 exactly as below, published through the ``zoo`` entry-point group of its distribution::
@@ -65,4 +65,22 @@ def register_model_cards(register):
     Call ``register(resource)`` where ``resource`` is ``"package:path/card.yaml"`` or
     ``"package:path/dir"`` (every ``*.yaml`` in it). A card's ``name`` and ``aliases`` must be
     unique across all plugins.
+    """
+
+
+@hookspec
+def register_output_parsers(register):
+    """Register how a model family's output splits into reasoning, answer and tool calls.
+
+    Call ``register(name, target, *, architectures=(), description="")``:
+
+    - ``name``: the parser's name, unique across plugins (``zoo generate --output-parser NAME``).
+    - ``target``: ``"module:attr"`` naming a ``zoo_registry.chat.OutputFormat`` (the tag facts:
+      reasoning, answer-wrapper and tool-call tags, thinking-switch prefixes), or a callable
+      ``f(prompt: str)`` returning a splitter with ``feed(chunk) -> [Event]`` and
+      ``finish() -> [Event]`` (see ``zoo_registry.chat.output``). Imported on first use.
+    - ``architectures``: the ``model_type`` strings (or their aliases) whose models use it by
+      default; each may be claimed by one parser only.
+
+    It must not import MLX.
     """

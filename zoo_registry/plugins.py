@@ -29,7 +29,8 @@ from . import hookspecs
 from .errors import PluginError, ZooError
 
 GROUP = "zoo"
-HOOKS = ("register_architectures", "register_components", "register_sanitize_ops", "register_model_cards")
+# every hook of the contract, in the order hookspecs.py declares them (so a new hook needs no edit here)
+HOOKS = tuple(name for name in vars(hookspecs) if name.startswith("register_") and callable(getattr(hookspecs, name)))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""What the plugins registered: architectures, components, sanitize ops and model cards.
+"""What the plugins registered: architectures, components, sanitize ops, model cards, output parsers.
 
 The registry is built once per process from the ``zoo`` entry points (see :mod:`.plugins`) plus
 mlx-lm's own architectures as a built-in provider of lower precedence. Everything is kept as
@@ -80,6 +80,26 @@ class Named:
 
 
 @dataclass(frozen=True)
+class OutputParser:
+    """An output parser (tag facts or a splitter factory) and the architectures that use it."""
+
+    name: str
+    target: str
+    provider: str
+    architectures: Tuple[str, ...] = ()
+    description: str = ""
+
+    def load(self):
+        from .resources import import_target
+
+        return import_target(self.target)
+
+    def as_dict(self):
+        return {"name": self.name, "target": self.target, "provider": self.provider,
+                "architectures": list(self.architectures), "description": self.description}
+
+
+@dataclass(frozen=True)
 class CardSource:
     """A model-card file and where it came from (a plugin name, or a user cards directory)."""
 
@@ -97,6 +117,7 @@ class _Staging:
         self.components: List[Named] = []
         self.ops: List[Named] = []
         self.cards: List[CardSource] = []
+        self.parsers: List[OutputParser] = []
 
     def _where(self, hook):
         return f"plugin {self.plugin!r} ({hook})"
@@ -149,6 +170,19 @@ class _Staging:
         self.cards.extend(CardSource(f, self.plugin, root.resolve()) for f in files)
 
 
+    def output_parser(self, name, target, *, architectures=(), description=""):
+        where = self._where("register_output_parsers")
+        _check_name(name, where, "output parser name")
+        _check_target(target, where, "output parser")
+        if isinstance(architectures, str) or not all(isinstance(a, str) for a in architectures):
+            raise PluginError(f"{where}: architectures of {name!r} must be a list of strings, got {architectures!r}")
+        for arch in architectures:
+            _check_name(arch, where, "architecture")
+        if not isinstance(description, str):
+            raise PluginError(f"{where}: description of {name!r} must be a string")
+        self.parsers.append(OutputParser(name, target, self.plugin, tuple(architectures), description))
+
+
 def _check_name(name, where, what):
     if not isinstance(name, str) or not _NAME.match(name):
         raise PluginError(f"{where}: {what} {name!r} must be a non-empty string of letters, digits, '_', '.', '-'")
@@ -182,6 +216,8 @@ class Registry:
         self.architectures: Dict[str, Architecture] = {}  # by name and alias, plugin-provided
         self.components: Dict[str, Named] = {}
         self.ops: Dict[str, Named] = {}
+        self.output_parsers: Dict[str, OutputParser] = {}
+        self._parser_for: Dict[str, str] = {}  # model_type -> output parser name
         self.plugin_cards: list = []  # cards.Card, parsed once when their plugin registered them
         self._card_owners: Dict[str, Tuple[str, str]] = {}  # plugin card name/alias -> (plugin, file name)
         self._builtins: Optional[Dict[str, Architecture]] = None
@@ -219,6 +255,7 @@ class Registry:
             _plugins.call_hook(pm, "register_components", info.name, stage.component)
             _plugins.call_hook(pm, "register_sanitize_ops", info.name, stage.op)
             _plugins.call_hook(pm, "register_model_cards", info.name, stage.card)
+            _plugins.call_hook(pm, "register_output_parsers", info.name, stage.output_parser)
             self._merge(stage)
         except BaseException as e:  # noqa: BLE001 - a hook may raise anything
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
@@ -252,6 +289,17 @@ class Registry:
                 if item.name in bucket or item.name in seen:
                     raise owner(kind, item.name, bucket[item.name].provider if item.name in bucket else stage.plugin)
                 seen.add(item.name)
+        parser_for = {}
+        for parser in stage.parsers:
+            if parser.name in self.output_parsers or any(p.name == parser.name for p in stage.parsers if p is not parser):
+                raise owner("output parser", parser.name, self.output_parsers[parser.name].provider
+                            if parser.name in self.output_parsers else stage.plugin)
+            for arch in parser.architectures:
+                other = self._parser_for.get(arch) or parser_for.get(arch)
+                if other is not None:
+                    raise owner("the output parser of architecture", arch, self.output_parsers[other].provider
+                                if other in self.output_parsers else stage.plugin)
+                parser_for[arch] = parser.name
         from .cards import read_card
 
         new_cards, parsed = {}, []
@@ -271,6 +319,8 @@ class Registry:
         self._card_owners.update(new_cards)
         self.components.update({c.name: c for c in stage.components})
         self.ops.update({o.name: o for o in stage.ops})
+        self.output_parsers.update({p.name: p for p in stage.parsers})
+        self._parser_for.update(parser_for)
         self.plugin_cards.extend(parsed)
         self._cards = None
 
@@ -317,6 +367,22 @@ class Registry:
         if name not in self.ops:
             raise UnknownNameError(f"no plugin registered a sanitize op {name!r}{did_you_mean(name, self.ops)}")
         return self.ops[name]
+
+    def output_parser(self, name: str) -> OutputParser:
+        if name not in self.output_parsers:
+            raise UnknownNameError(f"no plugin registered an output parser {name!r}{did_you_mean(name, self.output_parsers)}")
+        return self.output_parsers[name]
+
+    def output_parser_for(self, model_type: str) -> Optional[OutputParser]:
+        """The parser registered for ``model_type`` (or for the architecture it is an alias of)."""
+        names = [model_type]
+        arch = self.architectures.get(model_type)
+        if arch is not None:
+            names += [arch.name, *arch.aliases]
+        for name in names:
+            if name in self._parser_for:
+                return self.output_parsers[self._parser_for[name]]
+        return None
 
     # -- cards --------------------------------------------------------------------------------
     def cards(self):

@@ -44,3 +44,13 @@ def register_sanitize_ops(register):
 @hookimpl
 def register_model_cards(register):
     register("zoo_hunyuan:cards")
+
+
+@hookimpl
+def register_output_parsers(register):
+    register(
+        "hunyuan",
+        "zoo_hunyuan.chat:OUTPUT_FORMAT",
+        architectures=("hunyuan", "hunyuan_v1_dense"),
+        description="<think>…</think> reasoning, <answer>…</answer> wrapper, <tool_calls>[…]</tool_calls>",
+    )

@@ -228,5 +228,5 @@ def run(args):
 
         if not args.json:
             print(file=sys.stderr)
-        return generate_and_print(args, model, tokenizer, extra=out if args.json else None)
+        return generate_and_print(args, model, tokenizer, extra=out if args.json else None, info=info)
     return 0

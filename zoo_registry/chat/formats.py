@@ -1,0 +1,42 @@
+"""Which output parser a model uses: the one its plugin registered, or one named by the user.
+
+Order: an explicit name (``zoo generate --output-parser NAME``; ``none`` turns parsing off), then
+the parser registered for the model's architecture (hook ``register_output_parsers``), then a
+generic ``<think>…</think>`` splitter when the chat template mentions ``<think>``, else none.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import PluginError
+from .output import PLAIN, THINK, OutputFormat
+
+NONE = "none"
+
+
+def output_format(model_type: Optional[str] = None, *, name: Optional[str] = None, tokenizer=None, registry=None):
+    """An :class:`OutputFormat` (or a plugin's splitter factory) and the name it came from."""
+    from ..registry import get_registry
+
+    if name == NONE:
+        return PLAIN, NONE
+    registry = registry or get_registry()
+    parser = registry.output_parser(name) if name else (registry.output_parser_for(model_type) if model_type else None)
+    if parser is not None:
+        target = parser.load()
+        if not (isinstance(target, OutputFormat) or callable(target)):
+            raise PluginError(f"output parser {parser.name!r} of plugin {parser.provider!r}: {parser.target} is a "
+                              f"{type(target).__name__}, not an OutputFormat or a callable f(prompt) -> splitter")
+        return target, parser.name
+    template = getattr(tokenizer, "chat_template", None) if tokenizer is not None else None
+    if isinstance(template, str) and THINK.reasoning[0] in template:
+        return THINK, "think"
+    return PLAIN, NONE
+
+
+def make_splitter(fmt, prompt: str = ""):
+    """A fresh splitter for one response (``prompt``: the rendered prompt text, or its end)."""
+    if isinstance(fmt, OutputFormat):
+        return fmt.splitter(prompt)
+    return fmt(prompt)
