@@ -16,7 +16,8 @@ def plugin(**hooks):
 
 def test_every_hookspec_has_a_docstring_contract_and_a_test():
     specs = [n for n, f in vars(hookspecs).items() if inspect.isfunction(f) and n.startswith("register_")]
-    assert sorted(specs) == ["register_architectures", "register_components", "register_model_cards", "register_sanitize_ops"]
+    assert sorted(specs) == ["register_architectures", "register_components", "register_model_cards", "register_output_parsers",
+                             "register_sanitize_ops"]
     tests = {n for n in globals() if n.startswith("test_hook_")}
     for name in specs:
         assert len(inspect.getdoc(getattr(hookspecs, name))) > 80, name
@@ -67,6 +68,43 @@ def test_hook_register_model_cards(zoo_empty_registry):
     cards = zoo_empty_registry.cards()
     assert "hunyuan-tiny" in cards
     assert cards.get("hunyuan-tiny").origin == "plugin:toy"
+
+
+def test_hook_register_output_parsers(zoo_empty_registry):
+    from zoo_registry.chat import THINK, output_format
+    from zoo_registry.errors import DuplicateNameError
+
+    def register_architectures(register):
+        register("toyarch", model="zoo_hunyuan.model:build", config_schema="zoo_hunyuan:schemas/hunyuan.config.schema.json",
+                 aliases=("toyarch_v2",))
+
+    def register_output_parsers(register):
+        register("toy_think", "zoo_registry.chat.output:THINK", architectures=("toyarch",), description="think tags")
+
+    info = zoo_empty_registry.register(plugin(register_architectures=register_architectures,
+                                              register_output_parsers=register_output_parsers), name="toy")
+    assert info.status == "loaded", info.error
+    parser = zoo_empty_registry.output_parser_for("toyarch_v2")  # found through the architecture's alias
+    assert (parser.name, parser.provider, parser.architectures) == ("toy_think", "toy", ("toyarch",))
+    assert parser.load() is THINK
+    assert output_format("toyarch", registry=zoo_empty_registry) == (THINK, "toy_think")
+    assert zoo_empty_registry.output_parser_for("llama") is None
+    with pytest.raises(UnknownNameError, match="did you mean 'toy_think'"):
+        zoo_empty_registry.output_parser("toy_thnik")
+
+    def claims_the_same_architecture(register):
+        register("other_think", "zoo_registry.chat.output:THINK", architectures=("toyarch",))
+
+    other = zoo_empty_registry.register(plugin(register_output_parsers=claims_the_same_architecture), name="other")
+    assert other.status == "failed" and isinstance(other.exception, DuplicateNameError)
+    assert "'toyarch' is registered by both plugin 'toy' and plugin 'other'" in other.error
+    assert "other_think" not in zoo_empty_registry.output_parsers  # all or nothing
+
+    def not_lazy(register):
+        register("eager", THINK)
+
+    bad = zoo_empty_registry.register(plugin(register_output_parsers=not_lazy), name="eager")
+    assert bad.status == "failed" and "lazy reference" in bad.error
 
 
 def test_fixture_restores_the_previous_registry(zoo_registry):

@@ -32,3 +32,9 @@ def register_sanitize_ops(register):
 @hookimpl
 def register_model_cards(register):
     register("zoo_llama:cards")
+
+
+@hookimpl
+def register_output_parsers(register):
+    register("zoo_llama_think", "zoo_llama.chat:OUTPUT_FORMAT", architectures=("zoo_llama",),
+             description="DeepSeek-R1 distills reason in <think>…</think> before the answer")
