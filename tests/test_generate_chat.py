@@ -153,3 +153,29 @@ def test_the_real_cli_in_a_subprocess(folder, zoo, isolated_home):
     env = dict(os.environ, ZOO_PROGRESS="0")
     proc = zoo("generate", path, "--prompt", cf.PROMPT, "--max-tokens", 80, "--hide-thinking", env=env, check=0)
     assert proc.stdout == cf.ANSWER + "\n" and cf.REASONING not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_on_a_terminal_reasoning_is_shown_dimmed_on_stderr(folder, isolated_home, monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    path, _ = folder
+    monkeypatch.setenv("ZOO_PROGRESS", "0")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    out, err = io.StringIO(), Terminal()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["generate", str(path), "--prompt", cf.PROMPT, "--max-tokens", "80"]) == 0
+    assert out.getvalue() == cf.ANSWER + "\n"
+    shown = err.getvalue()
+    assert "\x1b[2m" in shown and "\x1b[0m" in shown
+    dimmed = "".join(part.split("\x1b[0m")[0] for part in shown.split("\x1b[2m")[1:])
+    assert dimmed == cf.REASONING  # every reasoning piece dimmed, nothing else
+    monkeypatch.setenv("NO_COLOR", "1")
+    err.seek(0), err.truncate()
+    assert main(["generate", str(path), "--prompt", cf.PROMPT, "--max-tokens", "80"]) == 0
+    assert cf.REASONING in err.getvalue() and "\x1b[" not in err.getvalue()
