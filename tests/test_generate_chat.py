@@ -45,7 +45,7 @@ def test_defaults_from_generation_config_apply_and_are_reported(folder, run):
     assert out.out == cf.ANSWER + "\n"  # the answer only: no reasoning, no tags, nothing after the stop id
     source = path / "generation_config.json"
     assert f"zoo: sampling: temperature 0.7, top_p 0.8, top_k 20, repetition_penalty 1.05 ({source})" in out.err
-    assert f"stops at {facts['eos']} <|eos|>, {facts['stop']} <|pad|> ({source})" in out.err
+    assert f"stops at {facts['eos']} <|eos|>, {facts['stop']} <|pad|> (the same file)" in out.err
     assert "zoo: thinking: template default; output parser: hunyuan" in out.err
     assert cf.REASONING not in out.err  # stderr is not a terminal: reasoning hidden by default
     assert f"Generation: {len(facts['script_ids'])} tokens" in out.err or f"Generation: {len(facts['script_ids']) + 1} tokens" in out.err

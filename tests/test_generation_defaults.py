@@ -41,7 +41,9 @@ def test_no_generation_config_means_zoo_defaults():
 def test_describe_names_sources_and_stop_tokens():
     line = defaults.resolve(A13B, "gc.json", temperature=0.0).describe({127960: "<|eos|>", 127967: "<|extra_5|>"})
     assert line == ("sampling: greedy (temperature 0) (command line); repetition_penalty 1.05 (gc.json); "
-                    "stops at 127960 <|eos|>, 127967 <|extra_5|> (gc.json)")
+                    "stops at 127960 <|eos|>, 127967 <|extra_5|> (the same file)")
+    assert defaults.resolve({"eos_token_id": 2}, "gc.json", temperature=0.5).describe() == (
+        "sampling: temperature 0.5 (command line); stops at 2 (gc.json)")  # unset filters are not listed
 
 
 @pytest.mark.parametrize("key, value", [("temperature", -1), ("top_p", 0), ("top_k", 2.5), ("do_sample", "yes"),
