@@ -28,14 +28,21 @@ AFTER_STOP = " junk after the stop"
 SAMPLING = {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05}
 
 
-def a13b_tokenizer_config() -> dict:
-    for base in (ROOT.parent, ROOT.parent.parent):
-        path = base / "shared" / "data" / "hunyuan" / "a13b" / "tokenizer_config.json"
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
+def a13b_file(name: str) -> Path:
+    """A file of Tencent's Hunyuan-A13B release from ``../shared/data/hunyuan/a13b`` (or
+    ``$ZOO_HUNYUAN_DATA/a13b``); fail under CI when it is missing, skip elsewhere."""
+    bases = [Path(os.environ["ZOO_HUNYUAN_DATA"])] if os.environ.get("ZOO_HUNYUAN_DATA") else []
+    bases += [ROOT.parent / "shared" / "data" / "hunyuan", ROOT.parent.parent / "shared" / "data" / "hunyuan"]
+    for base in bases:
+        if (base / "a13b" / name).is_file():
+            return base / "a13b" / name
     if os.environ.get("CI"):
-        pytest.fail("../shared/data/hunyuan/a13b/tokenizer_config.json is missing (CI must have it)")
-    pytest.skip("../shared/data/hunyuan/a13b/tokenizer_config.json not found")
+        pytest.fail(f"../shared/data/hunyuan/a13b/{name} is missing (CI must have it)")
+    pytest.skip(f"../shared/data/hunyuan/a13b/{name} not found")
+
+
+def a13b_tokenizer_config() -> dict:
+    return json.loads(a13b_file("tokenizer_config.json").read_text(encoding="utf-8"))
 
 
 def transformers_tokenizer(folder: Path):
@@ -49,12 +56,38 @@ def transformers_ids(folder: Path, messages, **kwargs):
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def build(folder: Path, beta: float = 200.0) -> dict:
-    """Write the scripted checkpoint into ``folder``; return facts the tests check against."""
+def script_head(folder: Path, prompt_ids, targets, beta: float = 200.0) -> None:
+    """Untie the output head and solve the rows of ``targets`` so greedy decoding after
+    ``prompt_ids`` writes ``targets`` (see the module docstring)."""
     import mlx.core as mx
     import numpy as np
     from safetensors.numpy import load_file, save_file
 
+    from zoo_registry import load_model
+
+    weights = load_file(str(folder / "model.safetensors"))
+    weights["lm_head.weight"] = weights["model.embed_tokens.weight"].copy()
+    config = json.loads((folder / "config.json").read_text())
+    config["tie_word_embeddings"] = False
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    sequence = list(prompt_ids) + list(targets)
+    model = load_model(str(folder))
+    hidden = np.array(model.model(mx.array([sequence]))[0].astype(mx.float32))  # final-normed states, [L, H]
+    H = hidden[len(prompt_ids) - 1: len(sequence) - 1].T  # [H, n]: each position predicts the next token
+    assert H.shape[1] <= H.shape[0], "the script is longer than the hidden size allows"
+    rows = sorted(set(targets))
+    Y = np.zeros((len(rows), H.shape[1]))
+    for j, target in enumerate(targets):
+        Y[rows.index(target), j] = beta
+    head = weights["lm_head.weight"]
+    head[rows] = (Y @ np.linalg.pinv(H)).astype(np.float32)
+    weights["lm_head.weight"] = head
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
+def build(folder: Path, beta: float = 200.0) -> dict:
+    """Write the scripted checkpoint into ``folder``; return facts the tests check against."""
     from zoo_hunyuan import tiny
 
     template = a13b_tokenizer_config()["chat_template"]
@@ -71,27 +104,6 @@ def build(folder: Path, beta: float = 200.0) -> dict:
     script_ids = hf.encode(SCRIPT, add_special_tokens=False)
     after_ids = hf.encode(AFTER_STOP, add_special_tokens=False)
     targets = script_ids + [stop] + after_ids
-    sequence = prompt_ids + targets
 
-    weights = load_file(str(folder / "model.safetensors"))
-    weights["lm_head.weight"] = weights["model.embed_tokens.weight"].copy()
-    config["tie_word_embeddings"] = False
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
-
-    from zoo_registry import load_model
-
-    model = load_model(str(folder))
-    hidden = np.array(model.model(mx.array([sequence]))[0].astype(mx.float32))  # final-normed states, [L, H]
-    positions = range(len(prompt_ids) - 1, len(sequence) - 1)  # each predicts the next token
-    H = hidden[list(positions)].T  # [H, n]
-    assert H.shape[1] <= H.shape[0], "the script is longer than the hidden size allows"
-    rows = sorted(set(targets))
-    Y = np.zeros((len(rows), H.shape[1]))
-    for j, target in enumerate(targets):
-        Y[rows.index(target), j] = beta
-    head = weights["lm_head.weight"]
-    head[rows] = (Y @ np.linalg.pinv(H)).astype(np.float32)
-    weights["lm_head.weight"] = head
-    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    script_head(folder, prompt_ids, targets, beta)
     return {"prompt_ids": prompt_ids, "script_ids": script_ids, "stop": stop, "eos": eos}
