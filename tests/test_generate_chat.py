@@ -179,3 +179,15 @@ def test_on_a_terminal_reasoning_is_shown_dimmed_on_stderr(folder, isolated_home
     err.seek(0), err.truncate()
     assert main(["generate", str(path), "--prompt", cf.PROMPT, "--max-tokens", "80"]) == 0
     assert cf.REASONING in err.getvalue() and "\x1b[" not in err.getvalue()
+
+
+def test_tool_calls_print_as_lines_on_stdout(capsys):
+    from zoo_registry.chat import Event, ToolCall
+    from zoo_registry.cli.generate_cmd import Printer
+
+    printer = Printer(show_reasoning=True, dim=False)
+    printer(Event(reasoning="need the weather"))
+    printer(Event(tool_calls=(ToolCall("get_weather", {"city": "北京"}), ToolCall("now", {}))))
+    out = capsys.readouterr()
+    assert out.out == 'tool call: get_weather {"city": "北京"}\ntool call: now {}\n'
+    assert out.err == "need the weather\n\n"
