@@ -107,3 +107,20 @@ def build(folder: Path, beta: float = 200.0) -> dict:
 
     script_head(folder, prompt_ids, targets, beta)
     return {"prompt_ids": prompt_ids, "script_ids": script_ids, "stop": stop, "eos": eos}
+
+
+@pytest.fixture
+def run(isolated_home, monkeypatch, capsys):
+    """``run(*args)``: ``zoo generate ARGS`` through the CLI's ``main`` in this process; its captured output."""
+    from zoo_registry.cli.main import main
+
+    monkeypatch.setenv("ZOO_PROGRESS", "0")
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "error")
+
+    def run(*args):
+        code = main(["generate", *map(str, args)])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        return out
+
+    return run

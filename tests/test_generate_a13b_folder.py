@@ -18,6 +18,7 @@ import shutil
 import pytest
 
 import chat_fixtures as cf
+from chat_fixtures import run  # noqa: F401 - the CLI fixture
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("zoo_hunyuan.tokenizer") is None,
                                 reason="needs the HYTokenizer built from hy.tiktoken (register_tokenizers, issue 12)")
@@ -62,21 +63,6 @@ def folder(tmp_path_factory):
     assert eos == 127960
     cf.script_head(path, prompt_ids, script_ids + [eos] + hf.encode(" never", add_special_tokens=False))
     return path, hf, prompt_ids, script_ids
-
-
-@pytest.fixture
-def run(isolated_home, monkeypatch, capsys):
-    from zoo_registry.cli.main import main
-
-    monkeypatch.setenv("ZOO_PROGRESS", "0")
-
-    def run(*args):
-        code = main(["generate", *map(str, args)])
-        out = capsys.readouterr()
-        assert code == 0, out.err
-        return out
-
-    return run
 
 
 def test_generate_streams_the_answer_with_the_release_defaults(folder, run):
