@@ -441,6 +441,11 @@ def build_model(arch: Architecture, normalised: dict):
     return model
 
 
+#: Key under which an architecture's ``normalize`` may leave notes for the load report (a list of
+#: strings, e.g. which defaults it took for keys the config omits); the report shows them first.
+CONFIG_NOTES = "_zoo_notes"
+
+
 def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kind: str, registry=None):
     """Sanitize the checkpoint's tensors and make ``model`` quantized where they are.
 
@@ -463,7 +468,7 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
     expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
     got = {k: describe(v) for k, v in tensors.items()}
     rep = report_mod.compare(
-        expected, got, provenance=result.provenance, notes=result.notes, applied=result.applied,
+        expected, got, provenance=result.provenance, notes=[*normalised.get(CONFIG_NOTES, ()), *result.notes], applied=result.applied,
         source=ckpt.path, architecture=arch.name,
     )
     return tensors, result, rep
