@@ -42,6 +42,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from zoo_registry.errors import ZooWarning
 from zoo_registry.loading import load_model
 
 from oracles.seeded_weights import make_weights
@@ -122,3 +123,36 @@ def test_old_readings_would_fail(case, changes, at_least, tmp_path):
         warnings.simplefilter("ignore")  # the switched-on blocks have no weights: the report warns
         got = zoo_logits(folder, prompt, config_overrides=changes, strict=False)
     assert float(np.abs(got - expected).max()) > at_least
+
+
+def test_a_real_lm_head_is_loaded_even_when_the_config_says_tied(tmp_path):
+    """Tencent saved a real lm_head (untied by default); a config claiming tied must not drop it silently."""
+    folder = tmp_path / "wrongly-tied"
+    write_checkpoint("large_tie_omitted", folder, {"tie_word_embeddings": True})
+    prompt, expected = golden("large_tie_omitted")
+    with pytest.warns(ZooWarning, match=r"config\.json::\$\.tie_word_embeddings: the config says the head is tied, but the checkpoint's "
+                                        r"lm_head\.weight is not a copy of model\.embed_tokens\.weight \(lm_head\.weight holds other values"):
+        model, info = load_model(folder, return_info=True)
+    assert info.config["tie_word_embeddings"] is False and "lm_head" in model
+    assert any("tie_word_embeddings" in n and "untied head" in n for n in info.report.notes)
+    got = np.array(model(mx.array([prompt]))[0])
+    assert float(np.abs(got - expected).max()) < TOLERANCE
+
+
+def test_a_copy_of_the_embeddings_is_dropped_quietly(tmp_path):
+    """A tied checkpoint that also saved lm_head as an exact copy loads tied, without a warning."""
+    folder = tmp_path / "tied-copy"
+    write_checkpoint("large_top1_cla", folder)
+    from safetensors.numpy import load_file
+
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"].copy()
+    save_file(tensors, str(folder / "model.safetensors"))
+    prompt, expected = golden("large_top1_cla")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model, info = load_model(folder, return_info=True)
+    assert info.config["tie_word_embeddings"] is True and "lm_head" not in model
+    assert info.report.applied.get("drop-tied-lm-head") == 1
+    got = np.array(model(mx.array([prompt]))[0])
+    assert float(np.abs(got - expected).max()) < TOLERANCE

@@ -476,6 +476,9 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
 
 def _load_plugin(path: Path, arch, config, normalised, strict, dtype, registry):
     ckpt = open_checkpoint(path)
+    from .tied_head import untie_if_head_differs
+
+    untie_if_head_differs(ckpt, normalised, CONFIG_NOTES)  # a real lm_head is loaded, never dropped
     model = build_model(arch, normalised)
     tensors, _, report = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="mlx", registry=registry)
     if not report.ok:

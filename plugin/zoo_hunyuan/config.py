@@ -193,7 +193,6 @@ def normalize(config: dict) -> dict:
     absent = [key for key in defaults if cfg.get(key) is None]
     for key in absent:
         cfg[key] = defaults[key]
-    absent += [key for key in ("num_key_value_heads", "moe_intermediate_size") if cfg.get(key) is None]
     if cfg.get("rope_theta") is None and not (isinstance(cfg.get("rope_parameters"), dict) and "rope_theta" in cfg["rope_parameters"]):
         absent.append("rope_theta")
     if "moe_renormalize" not in cfg:
@@ -270,7 +269,7 @@ def default_notes(cfg: dict, absent: List[str]) -> List[str]:
     """One load-report line per behaviour-changing key the config omits, with the default taken."""
     model_type = cfg.get("model_type")
     ref = REFERENCE.get(model_type, REFERENCE["hunyuan"])
-    moe_only = ("moe_topk", "num_shared_expert", "use_mixed_mlp_moe", "moe_intermediate_size")
+    moe_only = ("moe_topk", "num_shared_expert", "use_mixed_mlp_moe")
     notes = []
     for key in absent:
         if key in moe_only and not _moe(cfg):
@@ -284,11 +283,7 @@ def default_notes(cfg: dict, absent: List[str]) -> List[str]:
         value = cfg[key]
         if key in PER_LAYER:
             value = value[0] if len(set(value)) == 1 else value
-        if key == "num_key_value_heads":
-            why = "num_attention_heads (no grouped-query attention)"
-        elif key == "moe_intermediate_size":
-            why = "intermediate_size"
-        elif key == "tie_word_embeddings":
+        if key == "tie_word_embeddings":
             why = f"{json.dumps(value)}, {ref}'s default: the LM head is {'embed_tokens' if value else 'its own lm_head.weight'}"
         else:
             why = f"{json.dumps(value)}, {ref}'s default"
