@@ -156,3 +156,17 @@ def test_a_copy_of_the_embeddings_is_dropped_quietly(tmp_path):
     assert info.report.applied.get("drop-tied-lm-head") == 1
     got = np.array(model(mx.array([prompt]))[0])
     assert float(np.abs(got - expected).max()) < TOLERANCE
+
+
+@pytest.mark.parametrize("case", ["large_top1_cla", "a13b_cla", "a13b_scaled"])
+def test_cached_decoding_matches_tencents_decoding(case, tmp_path):
+    """Token by token through mlx-lm's prompt cache (CLA: shared K/V cached once), as Tencent decoded."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    write_checkpoint(case, tmp_path / case)
+    prompt, expected = golden(case)
+    model = load_model(tmp_path / case)
+    cache = make_prompt_cache(model)
+    rows = [np.array(model(mx.array([[t]]), cache=cache)[0, -1]) for t in prompt]
+    err = float(np.abs(np.stack(rows) - expected).max())
+    assert err < TOLERANCE, f"{case}: cached decoding differs from Tencent's by {err:.3g}"

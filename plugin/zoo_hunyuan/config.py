@@ -14,7 +14,13 @@ What the normalised config holds, whatever form the checkpoint used:
 - ``head_dim``: ``head_dim``, else ``attention_head_dim``, else ``hidden_size / num_attention_heads``.
 - ``num_experts``, ``moe_topk``, ``num_shared_expert``, ``moe_intermediate_size``: lists with one
   entry per layer (scalars are broadcast; lists are checked against ``num_hidden_layers``).
-- Documented defaults (see the schemas) for keys a config may omit.
+- For keys a config may omit, the defaults of the model's reference implementation
+  (:data:`DEFAULTS`): Tencent's ``HunYuanConfig`` for ``hunyuan`` (untied, no QK-norm, no shared
+  MLP, no CLA), transformers' ``HunYuanMoEV1Config`` / ``HunYuanDenseV1Config`` for
+  ``hunyuan_v1_*``. Each behaviour-changing key that was absent is listed under ``_zoo_notes``
+  (shown by the load report), with the default taken.
+- ``moe_renormalize``: whether the top-k routing weights are renormalised, decided from the
+  *form* of ``moe_topk`` as Tencent's gate decides it (:func:`renormalizes`).
 
 The parameter count the config describes (:func:`parameter_count`) is checked against zoo's
 limit (:func:`zoo_registry.configs.check_size`) before any module is built, so a config asking
