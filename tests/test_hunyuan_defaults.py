@@ -101,3 +101,11 @@ def test_route_renormalises_a_single_expert_to_weight_one():
 def test_pad_id_minus_one_validates():
     _, cfg = validate_config({"model_type": "hunyuan", **SMALL, "pad_id": -1}, "config.json")
     assert cfg["pad_id"] == -1
+
+
+def test_hunyuan_tiny_states_every_behaviour_key():
+    """hunyuan-tiny's generated config relies on no default (so no default change can alter it)."""
+    from zoo_hunyuan import tiny
+
+    cfg = normalize({**tiny.config(), "vocab_size": tiny.VOCAB_SIZE})
+    assert cfg[NOTES_KEY] == [] and cfg["moe_renormalize"] is False  # integer moe_topk 1: Large's top-1 gate
