@@ -170,3 +170,12 @@ def test_cached_decoding_matches_tencents_decoding(case, tmp_path):
     rows = [np.array(model(mx.array([[t]]), cache=cache)[0, -1]) for t in prompt]
     err = float(np.abs(np.stack(rows) - expected).max())
     assert err < TOLERANCE, f"{case}: cached decoding differs from Tencent's by {err:.3g}"
+
+
+def test_a_plan_says_a_saved_head_is_checked_on_load(tmp_path):
+    from zoo_registry.loading import plan
+
+    folder = tmp_path / "wrongly-tied"
+    write_checkpoint("large_tie_omitted", folder, {"tie_word_embeddings": True})
+    notes = plan(folder).report.notes
+    assert any(n.startswith("lm_head.weight is in the checkpoint although the config says tied") for n in notes)

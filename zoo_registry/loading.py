@@ -592,6 +592,9 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
         expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
         rep = report_mod.compare(expected, {k: describe(v) for k, v in tensors.items()}, source=resolved.path, architecture=arch.name)
     else:
+        from .tied_head import note_unchecked_head
+
+        note_unchecked_head(ckpt, normalised, CONFIG_NOTES)
         model = build_model(arch, normalised)
         tensors, _, rep = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="shapes", registry=registry)
     info = LoadInfo(resolved.path, arch.name, arch.provider, normalised, rep, time.perf_counter() - start,

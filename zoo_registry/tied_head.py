@@ -56,3 +56,11 @@ def untie_if_head_differs(ckpt, config: dict, notes_key: str = "_zoo_notes") -> 
     config[notes_key] = [*config.get(notes_key, ()), message]
     warnings.warn(message + ". Fix: set \"tie_word_embeddings\": false in config.json", ZooWarning, stacklevel=3)
     return True
+
+
+def note_unchecked_head(ckpt, config: dict, notes_key: str = "_zoo_notes") -> None:
+    """For a headers-only plan: say that a saved head of a tied config is compared on load, not now."""
+    if config.get("tie_word_embeddings") and f"{HEAD}.weight" in ckpt.specs():
+        note = (f"{HEAD}.weight is in the checkpoint although the config says tied: loading drops it only if it "
+                f"equals {EMBED}.weight, else loads it untied (this plan reads no tensor data)")
+        config[notes_key] = [*config.get(notes_key, ()), note]
