@@ -72,6 +72,9 @@ def test_transformers_model_types_take_transformers_defaults(model_type, cls):
     else:
         assert cfg["use_qk_norm"] and not cfg["use_cla"]
     assert DEFAULTS[model_type]["tie_word_embeddings"] is False
+    # only keys transformers' config class has are noted; its models hard-wire QK-norm, shared MLP, no CLA
+    noted = {n.split()[2].rstrip(":") for n in cfg[NOTES_KEY]}
+    assert "tie_word_embeddings" in noted and not noted & {"use_qk_norm", "use_mixed_mlp_moe", "use_cla", "num_shared_expert"}
 
 
 @pytest.mark.parametrize("model_type, moe_topk, expected", [

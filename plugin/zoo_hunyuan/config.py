@@ -67,6 +67,9 @@ REFERENCE = {
     "hunyuan_v1_moe": "transformers' HunYuanMoEV1Config",
     DENSE: "transformers' HunYuanDenseV1Config",
 }
+# Keys transformers' config classes do not have: its models are built one fixed way (QK-norm and a
+# shared MLP always, no CLA), so their absence from a transformers config is no default worth noting.
+FIXED_IN_TRANSFORMERS = ("use_qk_norm", "use_mixed_mlp_moe", "use_cla", "cla_share_factor", "num_shared_expert")
 # Where the load report lists the defaults taken (zoo-internal key, kept by a second normalize).
 NOTES_KEY = "_zoo_notes"
 PER_LAYER = ("num_experts", "moe_topk", "num_shared_expert", "moe_intermediate_size")
@@ -284,7 +287,7 @@ def default_notes(cfg: dict, absent: List[str]) -> List[str]:
             continue
         if key == "cla_share_factor" and not cfg["use_cla"]:
             continue
-        if model_type == DENSE and key in ("num_experts", "use_cla"):
+        if model_type in ("hunyuan_v1_moe", DENSE) and key in FIXED_IN_TRANSFORMERS or model_type == DENSE and key == "num_experts":
             continue
         value = cfg[key]
         if key in PER_LAYER:
