@@ -114,7 +114,9 @@ def test_topk_beyond_experts_names_the_layer():
 
 
 def test_tie_defaults_per_model_type():
-    assert normalize(TINY)["tie_word_embeddings"] is True
+    # untied for every model type: Tencent's HunYuanConfig and transformers' HunYuan*V1Config all
+    # default tie_word_embeddings to False (test_hunyuan_defaults.py covers every other default)
+    assert normalize(TINY)["tie_word_embeddings"] is False
     assert normalize({**TINY, "model_type": "hunyuan_v1_moe"})["tie_word_embeddings"] is False
     assert normalize({**TINY, "model_type": "hunyuan_v1_dense"})["tie_word_embeddings"] is False
 

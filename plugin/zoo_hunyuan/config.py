@@ -14,7 +14,13 @@ What the normalised config holds, whatever form the checkpoint used:
 - ``head_dim``: ``head_dim``, else ``attention_head_dim``, else ``hidden_size / num_attention_heads``.
 - ``num_experts``, ``moe_topk``, ``num_shared_expert``, ``moe_intermediate_size``: lists with one
   entry per layer (scalars are broadcast; lists are checked against ``num_hidden_layers``).
-- Documented defaults (see the schemas) for keys a config may omit.
+- For keys a config may omit, the defaults of the model's reference implementation
+  (:data:`DEFAULTS`): Tencent's ``HunYuanConfig`` for ``hunyuan`` (untied, no QK-norm, no shared
+  MLP, no CLA), transformers' ``HunYuanMoEV1Config`` / ``HunYuanDenseV1Config`` for
+  ``hunyuan_v1_*``. Each behaviour-changing key that was absent is listed under ``_zoo_notes``
+  (shown by the load report), with the default taken.
+- ``moe_renormalize``: whether the top-k routing weights are renormalised, decided from the
+  *form* of ``moe_topk`` as Tencent's gate decides it (:func:`renormalizes`).
 
 The parameter count the config describes (:func:`parameter_count`) is checked against zoo's
 limit (:func:`zoo_registry.configs.check_size`) before any module is built, so a config asking
@@ -25,6 +31,7 @@ for 10^12 parameters is refused with the computed size instead of exhausting mem
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Dict, List, Optional
 
@@ -34,21 +41,37 @@ from zoo_registry.errors import ConfigError
 DENSE = "hunyuan_v1_dense"
 ROPE_TYPES = ("default", "linear", "dynamic", "ntk_alpha")
 
-# Defaults for keys a config may omit (documented in the schemas). Every known HunYuan MoE checkpoint
-# has a shared expert and QK-norm, and transformers always builds both, so those default on.
-DEFAULTS = {
+# Defaults for keys a config may omit: those of the model's reference implementation, so a config
+# means what it means to the code it was written for.
+# - "hunyuan": Tencent's HunYuanConfig (configuration_hunyuan.py in github.com/Tencent/Tencent-Hunyuan-Large
+#   and github.com/Tencent-Hunyuan/Hunyuan-A13B, models/): no QK-norm, no shared MLP, no CLA, untied.
+# - "hunyuan_v1_moe" / "hunyuan_v1_dense": transformers' HunYuanMoEV1Config / HunYuanDenseV1Config,
+#   whose models always apply QK-norm (and, for MoE, a shared MLP) and default to untied embeddings.
+_COMMON = {
     "rms_norm_eps": 1e-5,
     "attention_bias": False,
-    "use_qk_norm": True,
     "use_cla": False,
     "cla_share_factor": 1,
     "num_experts": 1,
     "moe_topk": 1,
     "num_shared_expert": 1,
-    "use_mixed_mlp_moe": True,
+    "tie_word_embeddings": False,
 }
-# tie_word_embeddings: Tencent's code and mlx-lm's "hunyuan" tie; transformers defaults to untied.
-TIE_DEFAULT = {"hunyuan": True, "hunyuan_v1_moe": False, DENSE: False}
+DEFAULTS = {
+    "hunyuan": {**_COMMON, "use_qk_norm": False, "use_mixed_mlp_moe": False},
+    "hunyuan_v1_moe": {**_COMMON, "use_qk_norm": True, "use_mixed_mlp_moe": True},
+    DENSE: {**_COMMON, "use_qk_norm": True, "use_mixed_mlp_moe": False},
+}
+REFERENCE = {
+    "hunyuan": "Tencent's HunYuanConfig",
+    "hunyuan_v1_moe": "transformers' HunYuanMoEV1Config",
+    DENSE: "transformers' HunYuanDenseV1Config",
+}
+# Keys transformers' config classes do not have: its models are built one fixed way (QK-norm and a
+# shared MLP always, no CLA), so their absence from a transformers config is no default worth noting.
+FIXED_IN_TRANSFORMERS = ("use_qk_norm", "use_mixed_mlp_moe", "use_cla", "cla_share_factor", "num_shared_expert")
+# Where the load report lists the defaults taken (zoo-internal key, kept by a second normalize).
+NOTES_KEY = "_zoo_notes"
 PER_LAYER = ("num_experts", "moe_topk", "num_shared_expert", "moe_intermediate_size")
 
 
@@ -173,12 +196,16 @@ def _canonical_scaling(scaling: Optional[dict], where: str, cfg: dict) -> Option
 def normalize(config: dict) -> dict:
     """Return the normalised copy of a HunYuan config, or raise :class:`ConfigError` (``$.key: ...``)."""
     cfg: Dict[str, Any] = dict(config)
-    dense = cfg.get("model_type") == DENSE
-    for key, default in DEFAULTS.items():
-        if cfg.get(key) is None:
-            cfg[key] = default
-    if cfg.get("tie_word_embeddings") is None:
-        cfg["tie_word_embeddings"] = TIE_DEFAULT.get(cfg.get("model_type"), True)
+    model_type = cfg.get("model_type")
+    dense = model_type == DENSE
+    defaults = DEFAULTS.get(model_type, DEFAULTS["hunyuan"])
+    absent = [key for key in defaults if cfg.get(key) is None]
+    for key in absent:
+        cfg[key] = defaults[key]
+    if cfg.get("rope_theta") is None and not (isinstance(cfg.get("rope_parameters"), dict) and "rope_theta" in cfg["rope_parameters"]):
+        absent.append("rope_theta")
+    if "moe_renormalize" not in cfg:
+        cfg["moe_renormalize"] = renormalizes(model_type, config.get("moe_topk"))
 
     n_layers = _positive_int(cfg, "num_hidden_layers")
     hidden = _positive_int(cfg, "hidden_size")
@@ -225,7 +252,52 @@ def normalize(config: dict) -> dict:
                 hint="with use_cla, layer i computes its own K/V iff i % cla_share_factor == 0",
             )
     check_size(parameter_count(cfg), "$", "hidden_size, intermediate_size, moe_intermediate_size, num_experts, num_hidden_layers and vocab_size")
+    if NOTES_KEY not in cfg:
+        cfg[NOTES_KEY] = default_notes(cfg, absent)
     return cfg
+
+
+def renormalizes(model_type: Optional[str], moe_topk: Any) -> bool:
+    """Whether the top-k routing weights are divided by their sum, as the reference code decides.
+
+    Tencent's ``HunYuanTopKGate`` takes ``top1gating`` (the raw softmax probability, no
+    renormalisation) iff ``moe_topk == 1``, i.e. only for the integer 1; a list (A13B's form, even
+    ``[1, 1, ...]``) or an integer > 1 goes through ``topkgating``, which divides by the sum of the
+    chosen probabilities. transformers' ``HunYuanMoEV1Gate`` always divides.
+    """
+    if model_type == "hunyuan_v1_moe":
+        return True
+    return isinstance(moe_topk, list) or (moe_topk is not None and moe_topk != 1)
+
+
+def _moe(cfg: dict) -> bool:
+    return any(e > 1 for e in cfg["num_experts"])
+
+
+def default_notes(cfg: dict, absent: List[str]) -> List[str]:
+    """One load-report line per behaviour-changing key the config omits, with the default taken."""
+    model_type = cfg.get("model_type")
+    ref = REFERENCE.get(model_type, REFERENCE["hunyuan"])
+    moe_only = ("moe_topk", "num_shared_expert", "use_mixed_mlp_moe")
+    notes = []
+    for key in absent:
+        if key in moe_only and not _moe(cfg):
+            continue
+        if key == "num_shared_expert" and not cfg["use_mixed_mlp_moe"]:
+            continue
+        if key == "cla_share_factor" and not cfg["use_cla"]:
+            continue
+        if model_type in ("hunyuan_v1_moe", DENSE) and key in FIXED_IN_TRANSFORMERS or model_type == DENSE and key == "num_experts":
+            continue
+        value = cfg[key]
+        if key in PER_LAYER:
+            value = value[0] if len(set(value)) == 1 else value
+        if key == "tie_word_embeddings":
+            why = f"{json.dumps(value)}, {ref}'s default: the LM head is {'embed_tokens' if value else 'its own lm_head.weight'}"
+        else:
+            why = f"{json.dumps(value)}, {ref}'s default"
+        notes.append(f"config.json omits {key}: took {why}")
+    return notes
 
 
 def parameter_count(cfg: dict) -> int:

@@ -63,7 +63,8 @@ class DecoderLayer(nn.Module):
         else:
             shared = cfg["num_shared_expert"][layer]
             shared_dims = cfg["intermediate_size"] * shared if cfg["use_mixed_mlp_moe"] and shared else None
-            self.mlp = MoE(hidden, cfg["moe_intermediate_size"][layer], num_experts, cfg["moe_topk"][layer], shared_dims)
+            self.mlp = MoE(hidden, cfg["moe_intermediate_size"][layer], num_experts, cfg["moe_topk"][layer], shared_dims,
+                           renormalize=cfg.get("moe_renormalize"))
         self.input_layernorm = nn.RMSNorm(hidden, eps=eps)
         self.post_attention_layernorm = nn.RMSNorm(hidden, eps=eps)
 

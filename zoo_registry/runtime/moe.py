@@ -7,8 +7,11 @@ needs, the routed experts specialise. Routing, as in the reference code:
 - the router ``gate.wg`` is a bias-free ``Linear(D, E)`` evaluated in float32 (near-tied experts
   must not flip with the activation dtype);
 - softmax over *all* experts, then the top-k;
-- the k weights are renormalised to sum to 1 iff ``top_k > 1`` (top-1 keeps the raw probability:
-  HunYuan-Large's top1gating; top-k divides by the sum: its topkgating, used by Hunyuan-A13B);
+- the k weights are renormalised to sum to 1 when the model's reference code does so
+  (``renormalize``; by default iff ``top_k > 1``). Tencent's code picks its gate from the config's
+  form: ``moe_topk: 1`` (an integer) takes top1gating, which keeps the raw probability
+  (HunYuan-Large); a list such as A13B's ``[8, 8, ...]``, even ``[1, 1, ...]``, or an integer > 1
+  takes topkgating, which divides by the sum; transformers' ``hunyuan_v1_moe`` always divides;
 - no capacity limit, no token is ever dropped (inference semantics).
 
 Routed experts live in mlx-lm's ``SwitchGLU`` (``switch_mlp.{gate,up,down}_proj`` stacked
@@ -58,11 +61,12 @@ class Router(nn.Module):
         return self.wg(x).astype(mx.float32)
 
 
-def route(logits: mx.array, top_k: int) -> Tuple[mx.array, mx.array]:
+def route(logits: mx.array, top_k: int, renormalize: Optional[bool] = None) -> Tuple[mx.array, mx.array]:
     """Pick experts from router logits ``[..., E]``.
 
     Returns ``(indices[..., k] uint32, weights[..., k] float32)``: softmax over all experts (in
-    float32), the ``top_k`` largest probabilities, renormalised to sum to 1 iff ``top_k > 1``.
+    float32), the ``top_k`` largest probabilities, renormalised to sum to 1 if ``renormalize``
+    (``None``: iff ``top_k > 1``).
     """
     probs = mx.softmax(logits.astype(mx.float32), axis=-1)
     if top_k == 1:
@@ -71,7 +75,7 @@ def route(logits: mx.array, top_k: int) -> Tuple[mx.array, mx.array]:
         inds = mx.argpartition(-probs, kth=top_k - 1, axis=-1)[..., :top_k]  # [..., k]
     inds = mx.stop_gradient(inds).astype(mx.uint32)
     weights = mx.take_along_axis(probs, inds, axis=-1)
-    if top_k > 1:
+    if (top_k > 1) if renormalize is None else renormalize:
         weights = weights / weights.sum(axis=-1, keepdims=True)
     return inds, weights
 
@@ -157,16 +161,19 @@ class MoE(nn.Module):
         num_experts: ``E`` routed experts; ``top_k`` of them run per token.
         shared_hidden_dims: intermediate width of the shared SwiGLU MLP, or ``None`` for none.
         bias: bias on the expert projections (some community checkpoints carry one).
+        renormalize: divide the top-k weights by their sum (``None``: iff ``top_k > 1``).
 
     Parameters: ``gate.wg`` ``[E, D]``, ``switch_mlp.{gate,up,down}_proj.weight`` ``[E, out, in]``,
     ``shared_mlp.{gate,up,down}_proj.weight``. Keep ``gate.wg`` out of quantization.
     """
 
-    def __init__(self, dims: int, hidden_dims: int, num_experts: int, top_k: int, shared_hidden_dims: Optional[int] = None, bias: bool = False):
+    def __init__(self, dims: int, hidden_dims: int, num_experts: int, top_k: int, shared_hidden_dims: Optional[int] = None, bias: bool = False,
+                 renormalize: Optional[bool] = None):
         super().__init__()
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"top_k must be in [1, num_experts={num_experts}], got {top_k}")
         self.num_experts, self.top_k = num_experts, top_k
+        self.renormalize = renormalize
         self.gate = Router(dims, num_experts)
         self.switch_mlp = SwitchGLU(dims, hidden_dims, num_experts, bias=bias)
         if shared_hidden_dims:
@@ -180,7 +187,7 @@ class MoE(nn.Module):
         return grouped_switch_glu(self.switch_mlp, x, inds, mx.float32 if path == "grouped-fp32" else None)
 
     def __call__(self, x: mx.array) -> mx.array:
-        inds, weights = route(self.gate(x), self.top_k)  # [B, L, k] each
+        inds, weights = route(self.gate(x), self.top_k, self.renormalize)  # [B, L, k] each
         y = self.experts(x, inds)  # [B, L, k, D]
         y = (y * weights[..., None]).sum(axis=-2).astype(x.dtype)  # [B, L, D], accumulated in fp32
         if "shared_mlp" in self:

@@ -332,7 +332,7 @@ class ExpertParallelMoE(MoE):
 
     def __call__(self, x: mx.array) -> mx.array:
         x = sum_gradients(self.sharding_group)(x)
-        inds, weights = route(self.gate(x), self.top_k)  # [B, L, k] each, global expert ids
+        inds, weights = route(self.gate(x), self.top_k, getattr(self, "renormalize", None))  # [B, L, k] each, global expert ids
         y = self._local_experts(x, inds, weights).astype(x.dtype)  # [B, L, D] partial
         if "shared_mlp" in self:
             y = y + self.shared_mlp(x)  # partial: intermediate split
