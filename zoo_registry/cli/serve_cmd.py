@@ -40,6 +40,8 @@ def add_parser(sub):
     p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, help="largest request body accepted (default: 4 MiB)")
     p.add_argument("--no-prompt-cache", dest="prompt_cache", action="store_false",
                    help="do not reuse the KV cache of the previous request's common prompt prefix")
+    p.add_argument("--max-loaded", type=int, default=1, metavar="N",
+                   help="keep up to N models in memory (default: 1; a request for another model unloads the least recently used)")
     add_model_args(p, "the weights")
     p.set_defaults(run=run)
 
@@ -68,7 +70,7 @@ def run(args):
     quiet_transformers(args)
     models = args.models or [DEFAULT_MODEL]
     print(f"zoo serve: loading {models[0]}", file=sys.stderr)
-    engine = Engine(models, load_options=model_options(args), prompt_cache=args.prompt_cache)
+    engine = Engine(models, load_options=model_options(args), prompt_cache=args.prompt_cache, max_loaded=args.max_loaded)
     app = create_app(engine, api_key=args.api_key, max_body=args.max_body_bytes)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)

@@ -121,7 +121,7 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
     @app.get("/health")
     async def health():
         return {"status": "ok", "queued": engine.queued(), "jobs": dict(engine.counts),
-                "loaded": engine.current.name if engine.current else None}
+                "loaded": engine.loaded_names()}
 
     @app.get("/v1/models")
     async def models():
@@ -163,8 +163,8 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
             return APIError(str(e), status=400)
         return APIError(f"generation failed: {type(e).__name__}: {e}", status=500, type="server_error")
 
-    def decoder():
-        tokenizer = engine.current.generator.tokenizer if engine.current else None
+    def decoder(name: str):
+        tokenizer = engine.tokenizer(name)
         return (lambda t: tokenizer.decode([t])) if tokenizer is not None else str
 
     @app.post("/v1/chat/completions")
@@ -178,7 +178,7 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
                 if event.error is not None:
                     raise failure(event)
                 reply.add(event)
-            return protocol.chat_response(reply, name, decoder())
+            return protocol.chat_response(reply, name, decoder(name))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(chat_stream(job, request, name, include_usage), media_type="text/event-stream")
 
@@ -199,7 +199,7 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
             if event.tool_calls:
                 delta["tool_calls"] = protocol.tool_calls_json(event.tool_calls, start=calls)
                 calls += len(event.tool_calls)
-            logprobs = protocol._chat_logprobs(event.logprobs, decoder()) if event.logprobs else None
+            logprobs = protocol._chat_logprobs(event.logprobs, decoder(name)) if event.logprobs else None
             if delta or logprobs:
                 yield protocol.sse(protocol.chat_chunk(cid, name, created, delta, logprobs=logprobs))
             if event.final:
@@ -220,7 +220,7 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
                 if event.error is not None:
                     raise failure(event)
                 reply.add(event)
-            return protocol.completion_response(reply, name, decoder())
+            return protocol.completion_response(reply, name, decoder(name))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(completion_stream(job, request, name, include_usage), media_type="text/event-stream")
 
@@ -235,7 +235,7 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
             if event.text or event.final:
                 yield protocol.sse({"id": cid, "object": "text_completion", "created": created, "model": name,
                                     "choices": [{"index": 0, "text": event.text,
-                                                 "logprobs": protocol.completion_logprobs(event.logprobs, decoder()) if event.logprobs else None,
+                                                 "logprobs": protocol.completion_logprobs(event.logprobs, decoder(name)) if event.logprobs else None,
                                                  "finish_reason": protocol._finish(event.finish_reason) if event.final else None}]})
         if include_usage:
             yield protocol.sse({"id": cid, "object": "text_completion", "created": created, "model": name,

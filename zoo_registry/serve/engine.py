@@ -13,8 +13,8 @@ compared with them; the cache is trimmed back to the longest common prefix
 (``mlx_lm.models.cache.trim_prompt_cache``) and only the rest of the prompt is prefilled. A chat
 that sends its whole history every turn therefore pays only for the new turn.
 
-Only one model is in memory at a time (``max_loaded=1``): a job for another model unloads the
-current one first. Loading happens on the model thread too.
+Only one model is in memory at a time unless ``max_loaded`` says more: a job for a model that is
+not loaded unloads the least recently used one first. Loading happens on the model thread too.
 """
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ class Engine:
     """
 
     def __init__(self, models: Sequence[str], *, loader: Optional[Callable[[str], tuple]] = None,
-                 load_options: Optional[dict] = None, preload: bool = True, prompt_cache: bool = True):
+                 load_options: Optional[dict] = None, preload: bool = True, prompt_cache: bool = True,
+                 max_loaded: int = 1):
         if not models:
             raise ConfigError("zoo serve needs at least one model (a card name, a folder or a repo id)")
         self.models = list(dict.fromkeys(models))
@@ -149,6 +150,10 @@ class Engine:
         self.prompt_cache = prompt_cache
         self._jobs: "queue.Queue[Any]" = queue.Queue()
         self._calls: "queue.Queue[Any]" = queue.Queue()
+        if max_loaded < 1:
+            raise ConfigError(f"max_loaded must be at least 1, got {max_loaded}")
+        self.max_loaded = max_loaded
+        self._loaded: Dict[str, Loaded] = {}  # least recently used first
         self.current: Optional[Loaded] = None
         self.counts = {"completed": 0, "cancelled": 0, "failed": 0}  # jobs by outcome, for /health
         self._ready = threading.Event()
@@ -186,6 +191,14 @@ class Engine:
         name = self.resolve_model(name)
         return self.call(lambda: self._ensure(name))
 
+    def tokenizer(self, name: str):
+        """The tokenizer of ``name`` if it is loaded (for decoding token ids in responses), else ``None``."""
+        entry = self._loaded.get(name)
+        return entry.generator.tokenizer if entry is not None else None
+
+    def loaded_names(self) -> List[str]:
+        return list(self._loaded)
+
     def queued(self) -> int:
         return self._jobs.qsize()
 
@@ -199,6 +212,7 @@ class Engine:
             item = self._jobs.get()
             if item is _STOP:
                 self.current = None
+                self._loaded.clear()
                 return
             if isinstance(item, tuple) and item and item[0] == "call":
                 _, fn, box = item
@@ -210,9 +224,13 @@ class Engine:
             self._serve(item)
 
     def _ensure(self, name: str) -> Loaded:
-        if self.current is not None and self.current.name == name:
+        if name in self._loaded:
+            self.current = self._loaded.pop(name)
+            self._loaded[name] = self.current  # most recently used last
             return self.current
-        self.current = None  # one model in memory at a time: drop the old one first
+        while len(self._loaded) >= self.max_loaded:  # make room before loading: drop the least recently used
+            self._loaded.pop(next(iter(self._loaded)))
+        self.current = None
         import gc
 
         gc.collect()
@@ -222,7 +240,7 @@ class Engine:
             generator = self._loader(name)
         else:
             generator = TextGenerator.load(name, **self._load_options)
-        self.current = Loaded(name, generator)
+        self.current = self._loaded[name] = Loaded(name, generator)
         return self.current
 
     def _emit(self, job: Job, event: Event) -> None:
