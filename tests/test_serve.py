@@ -48,24 +48,43 @@ def _start(args, env):
     raise AssertionError("zoo serve did not start:\n" + "".join(lines))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("serve-home")
-    env = dict(os.environ, ZOO_CACHE_DIR=str(home / "zoo"), HF_HUB_OFFLINE="1", HF_HOME=str(home / "hf"))
-    proc, url = _start([MODEL, "--port", "0", "--api-key", KEY, "--max-body-bytes", "65536"], env)
+def _stop(proc):
+    proc.terminate()
     try:
-        yield url, env
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serve-home")
+    return dict(os.environ, ZOO_CACHE_DIR=str(home / "zoo"), HF_HUB_OFFLINE="1", HF_HOME=str(home / "hf"))
+
+
+@pytest.fixture(scope="module")
+def server(home):
+    """``zoo serve MODEL`` as the README starts it (no key), on a free port."""
+    proc, url = _start([MODEL, "--port", "0"], home)
+    try:
+        yield url, home
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def keyed(home):
+    """A second server that requires an API key and accepts at most 64 KiB per request."""
+    proc, url = _start([MODEL, "--port", "0", "--api-key", KEY, "--max-body-bytes", "65536"], home)
+    try:
+        yield url
+    finally:
+        _stop(proc)
 
 
 @pytest.fixture(scope="module")
 def client(server):
-    return openai.OpenAI(base_url=server[0], api_key=KEY, max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=server[0], api_key="none", max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -154,20 +173,28 @@ def test_errors_are_openai_shaped(client, server):
     url = server[0]
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
-    assert e.value.body["code"] == "model_not_found"
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=url, api_key="wrong", max_retries=0).models.list()
-    status, body = _raw(url, "/v1/chat/completions", b"{not json", {"Authorization": f"Bearer {KEY}"})
+    assert e.value.body["code"] == "model_not_found" and MODEL in e.value.body["message"]
+    status, body = _raw(url, "/v1/chat/completions", b"{not json")
     assert status == 400 and "not valid JSON" in body["error"]["message"]
-    status, body = _raw(url, "/v1/chat/completions", json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "x" * 70000}]}).encode(),
-                        {"Authorization": f"Bearer {KEY}"})
-    assert status == 413 and body["error"]["code"] == "request_too_large"
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], temperature=5)
     assert e.value.body["param"] == "temperature"
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], extra_body={"temprature": 1})
     assert "temprature" in e.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=MODEL, messages=[], max_tokens=2)
+    assert e.value.body["param"] == "messages"
+
+
+def test_api_key_and_body_limit(keyed):
+    with pytest.raises(openai.AuthenticationError) as e:
+        openai.OpenAI(base_url=keyed, api_key="wrong", max_retries=0).models.list()
+    assert e.value.body["code"] == "invalid_api_key"
+    assert [m.id for m in openai.OpenAI(base_url=keyed, api_key=KEY, max_retries=0).models.list()] == [MODEL]
+    big = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "x" * 70000}]}).encode()
+    status, body = _raw(keyed, "/v1/chat/completions", big, {"Authorization": f"Bearer {KEY}"})
+    assert status == 413 and body["error"]["code"] == "request_too_large"
 
 
 def test_a_client_that_disconnects_stops_its_generation(client, server):
@@ -232,3 +259,30 @@ def test_zoo_chat_through_a_pipe(server, local):
     assert out.stdout.startswith(first + "\n")
     assert out.stdout.count("\n") >= 2 + first.count("\n")  # a second answer followed
     assert "(thinking off)" in out.stderr
+
+
+def _readme_blocks():
+    """The README's serve section: ``<!-- serve: NAME -->`` then a fenced block."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    return {m.group(1): m.group(2) for m in re.finditer(r"<!-- serve: (\w+) -->\n```\w*\n(.*?)\n```", text, re.S)}
+
+
+def test_readme_serve_section_runs_as_written(server):
+    """The README's command, Python snippet and curl line, with only the port changed."""
+    import shlex
+
+    blocks = _readme_blocks()
+    assert set(blocks) == {"command", "python", "curl"}
+    port = server[0].rsplit(":", 1)[1].split("/")[0]
+    command = shlex.split(blocks["command"])
+    assert command[:3] == ["zoo", "serve", MODEL] and "--port" in command  # what the fixture started
+    out = subprocess.run([sys.executable, "-c", blocks["python"].replace(":8000/", f":{port}/")], capture_output=True,
+                         text=True, timeout=300, env=server[1])
+    assert out.returncode == 0 and out.stdout.strip(), out.stderr
+    curl = blocks["curl"].replace(":8000/", f":{port}/").replace("\\\n", " ")
+    out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
