@@ -12,15 +12,16 @@ follows mlx-lm's model protocol (a plugin's or mlx-lm's own):
   never-evaluated one-token forward), so cross-layer attention counts only if the implementation
   really shares K/V (HunYuan-Large's CLA halves it; arXiv:2411.02265, Sec. 2.2).
 
-Generation is mlx-lm's ``stream_generate`` with its samplers; this module only assembles the
-prompt (chat template or not) and the statistics line printed after the text.
+Generation itself (prompt rendering with the thinking switch, the checkpoint's sampling defaults,
+mlx-lm's ``stream_generate``, the reasoning/answer split) lives in :mod:`zoo_registry.chat`; this
+module keeps :func:`build_prompt` and the statistics printed after the text.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 _EXPERT = re.compile(r"(^|\.)(switch_mlp|experts)\.")
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
@@ -223,17 +224,16 @@ def human_count(n: Optional[int]) -> str:
 
 
 # -- generation --------------------------------------------------------------------------------
-def build_prompt(tokenizer, prompt: str, *, chat_template: bool = True, system: Optional[str] = None) -> List[int]:
-    """Token ids for ``prompt``: through the tokenizer's chat template when it has one."""
-    if chat_template and getattr(tokenizer, "chat_template", None):
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-        if isinstance(ids, dict):  # transformers may return a BatchEncoding
-            ids = ids["input_ids"]
-        if isinstance(ids, str):
-            ids = tokenizer.encode(ids, add_special_tokens=False)
-        return list(ids)
-    return list(tokenizer.encode(prompt))
+def build_prompt(tokenizer, prompt: str, *, chat_template: bool = True, system: Optional[str] = None,
+                 enable_thinking: Optional[bool] = None) -> List[int]:
+    """Token ids for ``prompt``: through the tokenizer's chat template when it has one.
+
+    See :func:`zoo_registry.chat.render` (the thinking switch, and why the template is rendered
+    by the transformers tokenizer rather than mlx-lm's wrapper).
+    """
+    from .chat.prompt import render
+
+    return render(tokenizer, prompt, system=system, chat_template=chat_template, enable_thinking=enable_thinking).ids
 
 
 @dataclass
@@ -252,27 +252,3 @@ class GenerationStats:
             f"Generation: {self.generation_tokens} tokens, {self.generation_tps:.3f} tokens-per-sec",
             f"Peak memory: {self.peak_memory_gb:.3f} GB",
         ]
-
-
-def stream(model, tokenizer, prompt_ids: List[int], *, max_tokens: int = 256, temp: float = 0.0, top_p: float = 1.0,
-           top_k: int = 0, min_p: float = 0.0, repetition_penalty: Optional[float] = None,
-           stats: Optional[GenerationStats] = None) -> Iterator[str]:
-    """Yield text segments from mlx-lm's ``stream_generate``; fill ``stats`` as it goes.
-
-    Sampling is mlx-lm's ``make_sampler`` (``temp == 0`` is greedy); seed MLX's generator with
-    ``mx.random.seed`` beforehand for reproducible sampling.
-    """
-    from mlx_lm.generate import stream_generate
-    from mlx_lm.sample_utils import make_logits_processors, make_sampler
-
-    sampler = make_sampler(temp=temp, top_p=top_p, top_k=top_k, min_p=min_p)
-    processors = make_logits_processors(repetition_penalty=repetition_penalty) if repetition_penalty else None
-    for response in stream_generate(model, tokenizer, prompt_ids, max_tokens=max_tokens, sampler=sampler, logits_processors=processors):
-        if stats is not None:
-            stats.prompt_tokens = response.prompt_tokens
-            stats.prompt_tps = response.prompt_tps
-            stats.generation_tokens = response.generation_tokens
-            stats.generation_tps = response.generation_tps
-            stats.peak_memory_gb = response.peak_memory
-            stats.finish_reason = response.finish_reason
-        yield response.text

@@ -131,10 +131,7 @@ class _Staging:
             _check_resource(rules, where, "rules", suffix=(".yaml", ".yml"))
         if normalize is not None:
             _check_target(normalize, where, "normalize")
-        if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
-            raise PluginError(f"{where}: aliases of {model_type!r} must be a list of strings, got {aliases!r}")
-        for alias in aliases:
-            _check_name(alias, where, "alias")
+        _check_names(aliases, where, f"aliases of {model_type!r}", "alias")
         if not isinstance(description, str):
             raise PluginError(f"{where}: description of {model_type!r} must be a string")
         self.architectures.append(
@@ -174,10 +171,7 @@ class _Staging:
         where = self._where("register_output_parsers")
         _check_name(name, where, "output parser name")
         _check_target(target, where, "output parser")
-        if isinstance(architectures, str) or not all(isinstance(a, str) for a in architectures):
-            raise PluginError(f"{where}: architectures of {name!r} must be a list of strings, got {architectures!r}")
-        for arch in architectures:
-            _check_name(arch, where, "architecture")
+        _check_names(architectures, where, f"architectures of {name!r}", "architecture")
         if not isinstance(description, str):
             raise PluginError(f"{where}: description of {name!r} must be a string")
         self.parsers.append(OutputParser(name, target, self.plugin, tuple(architectures), description))
@@ -186,6 +180,13 @@ class _Staging:
 def _check_name(name, where, what):
     if not isinstance(name, str) or not _NAME.match(name):
         raise PluginError(f"{where}: {what} {name!r} must be a non-empty string of letters, digits, '_', '.', '-'")
+
+
+def _check_names(names, where, field, what):
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise PluginError(f"{where}: {field} must be a list of strings, got {names!r}")
+    for name in names:
+        _check_name(name, where, what)
 
 
 def _check_target(target, where, what):

@@ -60,17 +60,19 @@ class Sampling:
         groups: Dict[str, list] = {}
         for key in shown:
             value = getattr(self, key)
-            if value is None:
-                continue
+            source = self.sources.get(key, ZOO)
+            if value is None or (source == ZOO and key != "temperature" and value == _ZOO_DEFAULTS[key]):
+                continue  # an unset filter (top_p 1, top_k 0, min_p 0) says nothing
             text = f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
             if key == "temperature" and self.greedy:
                 text = "greedy (temperature 0)"
-            groups.setdefault(self.sources.get(key, ZOO), []).append(text)
+            groups.setdefault(source, []).append(text)
         parts = [f"{', '.join(items)} ({source})" for source, items in groups.items()]
         line = "sampling: " + "; ".join(parts)
         if self.eos_token_ids:
             names = [f"{i} {token_names[i]}" if token_names and token_names.get(i) else str(i) for i in self.eos_token_ids]
-            line += f"; stops at {', '.join(names)} ({self.sources.get('eos_token_id', ZOO)})"
+            source = self.sources.get("eos_token_id", ZOO)
+            line += f"; stops at {', '.join(names)} ({'the same file' if source in groups else source})"
         return line
 
 

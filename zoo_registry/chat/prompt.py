@@ -43,6 +43,11 @@ def template_of(tokenizer) -> Optional[str]:
     return template if isinstance(template, str) else None
 
 
+def huggingface_tokenizer(tokenizer):
+    """The transformers tokenizer inside mlx-lm's ``TokenizerWrapper`` (or ``tokenizer`` itself)."""
+    return tokenizer._tokenizer if hasattr(type(tokenizer), "detokenizer") else tokenizer
+
+
 def _messages(prompt: Union[str, Sequence[dict]], system: Optional[str]) -> List[dict]:
     if isinstance(prompt, str):
         return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
@@ -65,7 +70,7 @@ def render(tokenizer, prompt: Union[str, Sequence[dict]], *, system: Optional[st
            tools: Optional[list] = None) -> Prompt:
     """Token ids and text for ``prompt`` (a user message, or a list of chat messages)."""
     template = template_of(tokenizer) if chat_template else None
-    custom = getattr(tokenizer, "_chat_template", None) is not None  # an mlx-lm model module's own renderer
+    custom = hasattr(type(tokenizer), "detokenizer") and getattr(tokenizer, "_chat_template", None) is not None  # mlx-lm's own renderer
     messages = _messages(prompt, system)
     kwargs, thinking = {}, "template default" if template or custom else "no chat template"
     if enable_thinking is not None:
@@ -83,7 +88,7 @@ def render(tokenizer, prompt: Union[str, Sequence[dict]], *, system: Optional[st
                           "its plugin declares no /think-style prefixes; ignored", ZooWarning, stacklevel=2)
             thinking = "not switchable (ignored)"
     if template or custom:
-        renderer = tokenizer if custom else getattr(tokenizer, "_tokenizer", tokenizer)
+        renderer = tokenizer if custom else huggingface_tokenizer(tokenizer)
         if tools is not None:
             kwargs["tools"] = tools
         text = renderer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
