@@ -29,8 +29,8 @@ import warnings
 from ..errors import ZooError, ZooWarning
 
 # Command modules are imported to build the parser; they keep heavy imports (MLX) inside run().
-COMMANDS = ("list", "plugins", "info", "validate", "load", "generate", "convert")
-MLX_COMMANDS = ("load", "generate", "convert")  # these compute with MLX: pick the CPU BLAS first
+COMMANDS = ("list", "plugins", "info", "validate", "load", "generate", "convert", "serve", "chat")
+MLX_COMMANDS = ("load", "generate", "convert", "serve", "chat")  # these compute with MLX: pick the CPU BLAS first
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 INTERNAL_SUFFIX = "(run with --debug for the traceback; please report)"
 
