@@ -116,6 +116,9 @@ def test_load_report_names_the_defaults_taken(tmp_path):
 ])
 def test_old_readings_would_fail(case, changes, at_least, tmp_path):
     """The comparison is sensitive: zoo's former reading of these configs is far outside the tolerance."""
+    import mlx.core as mx
+
+    mx.random.seed(0)  # the blocks the old reading switches on have no weights: MLX initialises them randomly
     prompt, expected = golden(case)
     folder = tmp_path / case
     write_checkpoint(case, folder)
