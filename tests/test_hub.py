@@ -22,7 +22,7 @@ from hub_server import FakeHub, fake_hub  # noqa: F401 - fixture
 from loading_fixtures import TINY, max_diff, per_expert, reference_weights, write_checkpoint
 from zoo_registry import cards, hub
 from zoo_registry.errors import CheckpointError, CheckpointNotFoundError, UnsafeInputError
-from zoo_registry.loading import load_model, plan
+from zoo_registry.loading import load_model, plan, resolve_source
 from zoo_registry.registry import Registry
 
 LARGE = "tencent/Tencent-Hunyuan-Large"
@@ -208,6 +208,7 @@ def test_top_level_of_a_variant_repo_names_the_folders_and_the_cards(server):
     for line in ("Hunyuan-A52B-Instruct/: 2 PyTorch pickle file(s)", "Hunyuan-A52B-Instruct-FP8/: 2 safetensors file(s)",
                  "Hunyuan-A52B-Pretrain/: 2 PyTorch pickle file(s)"):
         assert line in message
+    assert "`zoo load tencent/Tencent-Hunyuan-Large/FOLDER`" in err.value.hint
     assert "Cards for other folders of tencent/Tencent-Hunyuan-Large: hunyuan-large-instruct" in err.value.hint
     assert server.file_bytes_sent() == 0
 
@@ -297,6 +298,8 @@ def test_dry_run_lists_files_and_bytes_and_sends_no_file_bytes(server, releases)
     assert result.lines()[0].startswith(f"{LARGE}/Hunyuan-A52B-Instruct-FP8 (commit ")
     assert f"would download {len(want)} of {len(want)} file(s)" in result.lines()[0]
     assert server.file_bytes_sent() == 0 and not any("/resolve/" in r.path for r in server.log) and cache_blobs() == []
+    folder_plan = resolve_source(f"{LARGE}/Hunyuan-A52B-Instruct-FP8", dry_run=True).download  # owner/name/folder
+    assert {f.path: f.size for f in folder_plan.files} == want
     dry = plan(A13B, registry=Registry.discover())
     assert dry.report is None and {f.path for f in dry.download.files} >= {"model-00001-of-00002.safetensors"}
     assert server.file_bytes_sent() == 0
@@ -310,6 +313,8 @@ def test_cli_dry_run_then_load_then_refresh(server, zoo):
     assert f"{A13B}: dry run (nothing downloaded)" in dry.stdout
     assert "model-00002-of-00002.safetensors" in dry.stdout and "would download 7 of 7 file(s)" in dry.stdout
     assert server.file_bytes_sent() == 0
+    gen = zoo("generate", A13B, "-p", "hi", "--dry-run", env=env, check=0)
+    assert "would download 7 of 7 file(s)" in gen.stdout and server.file_bytes_sent() == 0
     loaded = zoo("load", A13B, "--json", env=env, check=0)
     assert json.loads(loaded.stdout)["report"]["ok"] is True
     assert "zoo: downloading 6 file(s)" in loaded.stderr  # the 7th, the index, was read first to pick the shards

@@ -162,10 +162,12 @@ def select(listing: Dict[str, int], subfolder: Optional[str] = None, *, repo_id:
         tokenizer_only = not shards and any(n in METADATA or n.endswith(METADATA_SUFFIXES) for n in here)
         what = "tokenizer files only, no config.json and no weights" if tokenizer_only else "no config.json"
         raise CheckpointNotFoundError(f"{where}: {what} (files: {', '.join(sorted(here)[:6])}{', ...' if len(here) > 6 else ''})"
-                                      + elsewhere, hint="load a folder with config.json and weights (a card's source.subfolder)")
+                                      + elsewhere, hint="load a folder with config.json and weights"
+                                      + (f": `zoo load {repo_id}/FOLDER` (a card's source.subfolder)" if others else ""))
     if not shards:
         raise CheckpointNotFoundError(f"{where}: no weights (no *.safetensors, no index) among {len(here)} file(s)" + elsewhere,
-                                      hint="load another folder of the repo (a card's source.subfolder) or another repo")
+                                      hint=f"load one folder of the repo: `zoo load {repo_id}/FOLDER` (a card's source.subfolder)"
+                                      if others else "load another repository")
     meta = [prefix + n for n in sorted(here) if n in METADATA or n.endswith(METADATA_SUFFIXES)]
     files = list(dict.fromkeys(meta + ([index_file] if index_file else []) + shards))
     return Selection(folder, files, weights, notes)

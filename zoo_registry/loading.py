@@ -29,6 +29,7 @@ reads no tensor data.
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -95,7 +96,8 @@ class Resolved:
 
 def resolve_source(source, registry: Optional[Registry] = None, *, allow_pickle_weights: Optional[bool] = None,
                    refresh: Optional[bool] = None, dry_run: Optional[bool] = None) -> Resolved:
-    """A folder path, a model card name, or a Hugging Face repo id → a local folder.
+    """A folder path, a model card name, or a Hugging Face repo id (``owner/name``, or
+    ``owner/name/folder`` for one folder of a repo) → a local folder.
 
     The keyword flags go to :func:`.hub.resolve` (``None``: the :func:`.hub.options` in effect).
     With ``dry_run``, a repo that would need a download gives ``Resolved(None, card, download=plan)``.
@@ -124,6 +126,9 @@ def _resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
         return _resolved(cards.materialize(card), card)
     if REPO_ID.match(name):
         return _resolved(resolve_hf_repo(name))
+    parts = name.split("/")
+    if len(parts) > 2 and REPO_ID.match("/".join(parts[:2])) and all(re.match(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$", p) for p in parts[2:]):
+        return _resolved(resolve_hf_repo("/".join(parts[:2]), subfolder="/".join(parts[2:])))  # owner/name/folder
     raise CheckpointNotFoundError(
         f"{name}: no such folder, model card or Hugging Face repo id{did_you_mean(name, catalogue.cards)}",
         hint="`zoo list` shows the model cards; a repo id looks like owner/name",
