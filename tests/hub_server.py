@@ -90,7 +90,7 @@ class FakeRepo:
 class FakeHub:
     """``hub = FakeHub(); hub.add(repo_id, files); hub.start()``; ``hub.url`` for ``HF_ENDPOINT``."""
 
-    PAGE = 50  # tree entries per page (the real hub pages at 1000; small here so pagination runs)
+    PAGE = 20  # tree entries per page (the real hub pages at 1000; small here so the Large repo takes 2 pages)
 
     def __init__(self):
         self.repos: Dict[str, FakeRepo] = {}

@@ -10,6 +10,7 @@ releases have. Every assertion about downloads is on what the server actually se
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import warnings
@@ -169,6 +170,7 @@ def test_large_card_downloads_only_its_folder(server, releases):
     assert sent(server, LARGE) == expected(files, needed)  # every byte the server sent, file by file
     assert all(p.startswith(folder + "/") for p in sent(server, LARGE))
     assert server.file_bytes_sent() == sum(len(files[p]) for p in needed)
+    assert [("cursor=" in r.path) for r in server.log if "/tree/" in r.path] == [False, True]  # the listing took 2 pages
     assert not any(r.authorization for r in server.log)
 
 
@@ -357,3 +359,20 @@ def test_select_rules_on_listings():
     with pytest.raises(CheckpointNotFoundError, match="no such folder"):
         hub.select(listing, "nope")
     assert hub.allow_patterns(["a[1]*.json"]) == ["a[[]1][*].json"]
+
+
+def test_fake_hub_speaks_the_metadata_and_range_protocol(server, releases):
+    """The server itself: HEAD metadata as huggingface_hub parses it, and a Range request (resumed downloads)."""
+    import httpx2  # huggingface_hub's HTTP client
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    from hub_server import resolve_url
+
+    path = "Hunyuan-A52B-Instruct-FP8/model-00001-of-00002.safetensors"
+    data = releases[LARGE][path]
+    meta = get_hf_file_metadata(hf_hub_url(LARGE, path, endpoint=server.url), token=False)
+    assert meta.commit_hash == server.repos[LARGE].commit and meta.size == len(data)
+    assert meta.etag == hashlib.sha256(data).hexdigest()  # LFS files: the sha256, as on the hub
+    part = httpx2.get(resolve_url(server, LARGE, path), headers={"Range": "bytes=8-"})
+    assert part.status_code == 206 and part.content == data[8:]
+    assert part.headers["Content-Range"] == f"bytes 8-{len(data) - 1}/{len(data)}"
