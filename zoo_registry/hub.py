@@ -263,8 +263,9 @@ def _fetch(repo_id: str, revision: Optional[str], subfolder: Optional[str], allo
     chosen = select(listing, subfolder, repo_id=repo_id, allow_pickle_weights=allow_pickle, read_index=read_index)
     files = [PlannedFile(p, listing[p], (snapshot / p).is_file()) for p in chosen.files]
     plan = DownloadPlan(repo_id, revision, commit, subfolder, files, chosen.weights, chosen.notes)
-    if dry_run and plan.to_fetch:
-        return plan
+    folder = snapshot / subfolder if subfolder else snapshot
+    if dry_run:
+        return plan if plan.to_fetch else folder  # a dry run writes nothing to the cache, not even refs/
     if plan.to_fetch:
         announce(plan)
         try:
@@ -277,5 +278,5 @@ def _fetch(repo_id: str, revision: Optional[str], subfolder: Optional[str], allo
     missing = [p for p in chosen.files if not (snapshot / p).is_file()]
     if missing:
         raise CheckpointError(f"{repo_id}: after the download, {len(missing)} file(s) are missing from {snapshot}, e.g. {missing[0]}")
-    return snapshot / subfolder if subfolder else snapshot
+    return folder
 

@@ -52,17 +52,15 @@ def _label(repo_id: str, folder: str) -> str:
 
 
 def _folders(listing: Dict[str, int]) -> Dict[str, Dict[str, list]]:
-    """Folder -> {"safetensors": [(name, size)], "pickle": [...], "config": bool} for every folder with weights."""
+    """Folder -> {"safetensors": [(name, size)], "pickle": [...]} for every folder with weights."""
     out: Dict[str, Dict[str, list]] = {}
     for path, size in listing.items():
         folder, _, name = path.rpartition("/")
-        entry = out.setdefault(folder, {"safetensors": [], "pickle": [], "config": []})
+        entry = out.setdefault(folder, {"safetensors": [], "pickle": []})
         if name.endswith(".safetensors"):
             entry["safetensors"].append((name, size))
         elif name.endswith(PICKLE_SUFFIXES) and name != "training_args.bin":
             entry["pickle"].append((name, size))
-        elif name == "config.json":
-            entry["config"].append((name, size))
     return {k: v for k, v in out.items() if v["safetensors"] or v["pickle"]}
 
 
