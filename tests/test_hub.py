@@ -315,6 +315,11 @@ def test_cli_dry_run_then_load_then_refresh(server, zoo):
     assert f"{A13B}: dry run (nothing downloaded)" in dry.stdout
     assert "model-00002-of-00002.safetensors" in dry.stdout and "would download 7 of 7 file(s)" in dry.stdout
     assert server.file_bytes_sent() == 0
+    refused = zoo("load", f"{LARGE}/Hunyuan-A52B-Instruct", env=env, check=1)
+    lines = refused.stderr.splitlines()
+    assert lines[0].startswith(f"zoo: error: {LARGE}/Hunyuan-A52B-Instruct: holds only PyTorch pickle weights")
+    assert lines[1].startswith("hint: pass --allow-pickle-weights") and "Traceback" not in refused.stderr
+    assert server.file_bytes_sent() == 0
     gen = zoo("generate", A13B, "-p", "hi", "--dry-run", env=env, check=0)
     assert "would download 7 of 7 file(s)" in gen.stdout and server.file_bytes_sent() == 0
     loaded = zoo("load", A13B, "--json", env=env, check=0)
