@@ -87,9 +87,11 @@ def cached_commit(repo_id: str, revision: Optional[str]) -> Optional[str]:
 
 def cached_listing(repo_id: str, commit: str) -> Optional[Dict[str, int]]:
     """The repo listing huggingface_hub cached at ``commit`` (``trees/<commit>.json``), or ``None``."""
-    from huggingface_hub import get_cached_repo_tree
-    from huggingface_hub.errors import CachedRepoTreeNotFoundError
-
+    try:
+        from huggingface_hub import get_cached_repo_tree
+        from huggingface_hub.errors import CachedRepoTreeNotFoundError
+    except ImportError:  # huggingface_hub before the tree cache: judge the folder itself
+        return None
     from .checkpoint import hf_cache_dir
 
     try:
