@@ -127,7 +127,8 @@ def releases(tmp_path_factory, ref):
     legacy = {**variant, **_pickles(tensors, 1)}
     tok_only = {"tokenizer.json": b'{"version": "1.0"}', "tokenizer_config.json": b"{}", "chat_template.jinja": b"{{ messages }}",
                 "README.md": b"# tokenizer\n"}
-    return {LARGE: large, A13B: a13b, LEGACY_7B: legacy, TOKENIZER_ONLY: tok_only}
+    repos = {LARGE: large, A13B: a13b, LEGACY_7B: legacy, TOKENIZER_ONLY: tok_only}
+    return {r: {p: (b.encode() if isinstance(b, str) else b) for p, b in files.items()} for r, files in repos.items()}
 
 
 @pytest.fixture
@@ -259,7 +260,7 @@ def test_refresh_asks_the_hub_and_fetches_only_what_changed(server, releases):
     server.add(A13B, changed)  # a new commit on main
     mark = server.mark()
     second = hub.resolve(A13B, refresh=True)
-    assert second != first and (second / "generation_config.json").read_text() == changed["generation_config.json"]
+    assert second != first and (second / "generation_config.json").read_bytes() == changed["generation_config.json"].encode()
     assert sent(server, A13B, mark) == {"generation_config.json": len(changed["generation_config.json"])}  # blobs reused
 
 
@@ -381,3 +382,21 @@ def test_fake_hub_speaks_the_metadata_and_range_protocol(server, releases):
     part = httpx2.get(resolve_url(server, LARGE, path), headers={"Range": "bytes=8-"})
     assert part.status_code == 206 and part.content == data[8:]
     assert part.headers["Content-Range"] == f"bytes 8-{len(data) - 1}/{len(data)}"
+
+
+def test_a_snapshot_without_a_cached_listing_is_judged_by_its_folder(server, releases):
+    """Snapshots written by older tools have no ``trees/`` listing: config + every indexed shard = complete."""
+    from zoo_registry.checkpoint import hf_cache_dir
+
+    commit = server.repos[A13B].commit
+    storage = hf_cache_dir() / "models--tencent--Hunyuan-A13B-Instruct"
+    snapshot = storage / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, data in releases[A13B].items():
+        (snapshot / name).write_bytes(data)
+    (storage / "refs").mkdir()
+    (storage / "refs" / "main").write_text(commit)
+    assert hub.resolve(A13B) == snapshot and server.log == []  # complete by its own index: no request
+    (snapshot / "model-00001-of-00002.safetensors").unlink()
+    assert hub.resolve(A13B) == snapshot  # incomplete: asked the hub, fetched the missing shard only
+    assert sent(server, A13B) == {"model-00001-of-00002.safetensors": len(releases[A13B]["model-00001-of-00002.safetensors"])}
