@@ -13,8 +13,8 @@ model repo (read from its ``hf_api.py``, ``file_download.py`` and ``_snapshot_do
 - errors as the hub sends them: 404 with ``X-Error-Code: RepoNotFound``/``RevisionNotFound``/
   ``EntryNotFound``, which huggingface_hub turns into its typed exceptions.
 
-Every request is logged (:attr:`FakeHub.log`) with the bytes of body sent, so a test can assert on
-exactly which files, and how many bytes, a client fetched. No Xet headers are sent, so the client
+Every request is logged (:attr:`FakeHub.log`), before it is answered, with the bytes of body the
+answer carries, so a test can assert on exactly which files, and how many bytes, a client fetched. No Xet headers are sent, so the client
 uses plain HTTP downloads. Use :func:`fake_hub` as a pytest fixture (import it into the test
 module); it points ``HF_ENDPOINT`` at the server and the Hugging Face cache at a temporary folder.
 """
@@ -183,18 +183,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing -------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes = b"", headers: Optional[dict] = None, head: bool = False, repo_file=None):
+        # logged before the response goes out: once the client has its answer, the log shows it
+        with self.hub._lock:
+            self.hub.log.append(Request(self.command, self.path, status, 0 if head else len(body), repo_file,
+                                        "Authorization" in self.headers))
         self.send_response(status)
         headers = dict(headers or {})
         headers.setdefault("Content-Length", str(len(body)))
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
-        sent = 0
         if not head and body:
             self.wfile.write(body)
-            sent = len(body)
-        with self.hub._lock:
-            self.hub.log.append(Request(self.command, self.path, status, sent, repo_file, "Authorization" in self.headers))
 
     def _json(self, status: int, data, head: bool, headers: Optional[dict] = None):
         self._send(status, json.dumps(data).encode(), {"Content-Type": "application/json", **(headers or {})}, head)

@@ -10,6 +10,7 @@ releases have. Every assertion about downloads is on what the server actually se
 from __future__ import annotations
 
 import base64
+import os
 import hashlib
 import io
 import json
@@ -145,7 +146,7 @@ def sent(server: FakeHub, repo_id: str, mark: int = 0) -> dict:
     return {k.split(":", 1)[1]: v for k, v in server.downloads(mark).items() if k.startswith(repo_id + ":")}
 
 
-def expected(files: dict, paths) -> dict:
+def expected(files: dict, paths) -> dict:  # path -> size, for comparing with sent()
     return {p: len(files[p]) for p in paths}
 
 
@@ -309,8 +310,6 @@ def test_dry_run_lists_files_and_bytes_and_sends_no_file_bytes(server, releases)
 
 
 def test_cli_dry_run_then_load_then_refresh(server, zoo):
-    import os
-
     env = dict(os.environ, ZOO_PROGRESS="0")
     dry = zoo("load", A13B, "--dry-run", env=env, check=0)
     assert f"{A13B}: dry run (nothing downloaded)" in dry.stdout
@@ -386,10 +385,8 @@ def test_fake_hub_speaks_the_metadata_and_range_protocol(server, releases):
 
 def test_a_snapshot_without_a_cached_listing_is_judged_by_its_folder(server, releases):
     """Snapshots written by older tools have no ``trees/`` listing: config + every indexed shard = complete."""
-    from zoo_registry.checkpoint import hf_cache_dir
-
     commit = server.repos[A13B].commit
-    storage = hf_cache_dir() / "models--tencent--Hunyuan-A13B-Instruct"
+    storage = hub.storage_folder(A13B)
     snapshot = storage / "snapshots" / commit
     snapshot.mkdir(parents=True)
     for name, data in releases[A13B].items():
