@@ -453,23 +453,27 @@ def _generated(card: Card, progress=None) -> Path:
 
 
 # -- Hugging Face cache -------------------------------------------------------------------------
-def hf_snapshot(repo_id: str, revision: Optional[str] = None, subfolder: Optional[str] = None, where: Optional[str] = None) -> Path:
+def hf_snapshot(repo_id: str, revision: Optional[str] = None, subfolder: Optional[str] = None, where: Optional[str] = None,
+                *, allow_pickle_weights: Optional[bool] = None, refresh: Optional[bool] = None, dry_run: Optional[bool] = None):
     """The local snapshot folder of a Hugging Face repo (its ``subfolder`` if given).
 
-    Resolution is :func:`zoo_registry.checkpoint.resolve_hf_repo`: the Hugging Face cache
-    (``HF_HUB_CACHE``, ``HF_HOME/hub``), downloading only when ``HF_HUB_OFFLINE`` is not set.
-    Errors are prefixed with ``where`` (the card and key that named the repo).
+    Resolution is :func:`zoo_registry.hub.resolve`: the Hugging Face cache first (``HF_HUB_CACHE``,
+    ``HF_HOME/hub``), else only the files of ``subfolder`` that loading needs are downloaded (never
+    when ``HF_HUB_OFFLINE`` is set). With ``dry_run`` a :class:`~zoo_registry.hub.DownloadPlan` is
+    returned when something would be downloaded. Errors are prefixed with ``where`` (the card and
+    key that named the repo), and a refused folder's hint names the cards serving other folders of
+    the same repo.
     """
-    from .checkpoint import resolve_hf_repo
+    from . import hub
 
     try:
-        path = resolve_hf_repo(repo_id, revision=revision)
-    except CheckpointNotFoundError as e:
-        if where:
-            raise CheckpointNotFoundError(f"{where}: {e}", hint=e.hint) from None
-        raise
-    if subfolder:
-        path = path / subfolder
+        path = hub.resolve(repo_id, revision=revision, subfolder=subfolder, allow_pickle_weights=allow_pickle_weights,
+                           refresh=refresh, dry_run=dry_run)
+    except (CheckpointNotFoundError, UnsafeInputError) as e:
+        hint = " ".join(filter(None, [e.hint, _other_cards(repo_id, subfolder)])) or None
+        raise type(e)(f"{where}: {e}" if where else str(e), hint=hint) from None
+    if not isinstance(path, Path):
+        return path  # a dry run's DownloadPlan
     at = f"{repo_id}@{revision}" if revision else repo_id
     if not (path / "config.json").is_file():
         raise CheckpointNotFoundError(
@@ -477,3 +481,16 @@ def hf_snapshot(repo_id: str, revision: Optional[str] = None, subfolder: Optiona
             hint="the download may be incomplete; download it again" + ("" if subfolder else ", or set source.subfolder in the card"),
         )
     return path
+
+
+def _other_cards(repo_id: str, subfolder: Optional[str]) -> str:
+    """``'Cards for other folders of REPO: NAME (FOLDER/), ...'``, or an empty string."""
+    try:
+        from .registry import get_registry
+
+        found = [c for c in get_registry().cards().unique()
+                 if c.source.get("hf_repo") == repo_id and (c.source.get("subfolder") or "").strip("/") != (subfolder or "").strip("/")]
+    except Exception:  # noqa: BLE001 - a hint must never hide the error it decorates
+        return ""
+    names = [f"{c.name} ({c.source.get('subfolder') or 'top level'})" for c in found]
+    return f"Cards for other folders of {repo_id}: {', '.join(names)}." if names else ""

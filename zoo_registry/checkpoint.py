@@ -230,26 +230,15 @@ def hf_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def resolve_hf_repo(repo_id: str, revision: Optional[str] = None) -> Path:
-    """A snapshot folder for ``repo_id`` from the local cache, downloading only when online.
+def resolve_hf_repo(repo_id: str, revision: Optional[str] = None, *, subfolder: Optional[str] = None,
+                    allow_pickle_weights: Optional[bool] = None, refresh: Optional[bool] = None, dry_run: Optional[bool] = None):
+    """A snapshot folder for ``repo_id`` (its ``subfolder``): the cache first, else only the files loading needs.
 
-    With ``HF_HUB_OFFLINE=1`` only the cache is used. Only safetensors, JSON and tokenizer files
-    are fetched (never pickles).
+    See :func:`zoo_registry.hub.resolve` (which this calls): with ``HF_HUB_OFFLINE=1`` only the cache
+    is used; pickles are fetched only with ``allow_pickle_weights``; ``dry_run`` returns a
+    :class:`~zoo_registry.hub.DownloadPlan` when something would be downloaded.
     """
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError:  # pragma: no cover - mlx-lm depends on huggingface_hub
-        raise CheckpointNotFoundError(f"{repo_id}: not a local folder, and huggingface_hub is not installed") from None
-    offline = hf_offline()
-    patterns = ["*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja", "*.jsonl"]
-    try:
-        path = snapshot_download(repo_id, revision=revision, cache_dir=str(hf_cache_dir()), local_files_only=offline, allow_patterns=patterns)
-    except LocalEntryNotFoundError:
-        raise CheckpointNotFoundError(
-            f"{repo_id}: not a local folder and not in the Hugging Face cache ({hf_cache_dir()})",
-            hint="download it first (`huggingface-cli download " + repo_id + "`) or unset HF_HUB_OFFLINE" if offline else None,
-        ) from None
-    except Exception as e:  # noqa: BLE001 - network, auth, missing repo: all user-facing
-        raise CheckpointNotFoundError(f"{repo_id}: cannot fetch from the Hugging Face Hub: {type(e).__name__}: {e}") from None
-    return Path(path)
+    from . import hub
+
+    return hub.resolve(repo_id, revision=revision, subfolder=subfolder, allow_pickle_weights=allow_pickle_weights,
+                       refresh=refresh, dry_run=dry_run)

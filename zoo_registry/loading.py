@@ -3,7 +3,8 @@
 Pipeline for a plugin architecture (``load_model``):
 
 1. resolve ``source``: a local folder, a model card name (materialised by :mod:`.cards`), or a
-   Hugging Face repo id found in the local cache (``HF_HUB_OFFLINE`` respected);
+   Hugging Face repo id: the local cache first, else only the files loading needs are downloaded
+   (:mod:`.hub`; ``HF_HUB_OFFLINE`` respected);
 2. read ``config.json``, refuse remote code (``model_file``; ``auto_map`` for a ``model_type`` no
    plugin serves), merge card/user ``config_overrides``, validate (:func:`.configs.validate_config`);
 3. build the model from the normalised config (nothing is evaluated, so nothing is allocated);
@@ -28,6 +29,7 @@ reads no tensor data.
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -84,15 +86,29 @@ class LoadInfo:
 
 @dataclass
 class Resolved:
-    path: Path
+    path: Optional[Path]
     card: Optional[Any] = None
+    download: Optional[Any] = None  # hub.DownloadPlan: a dry run of a repo that is not (completely) cached
 
 
 # -- resolving ------------------------------------------------------------------------------------
 
 
-def resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
-    """A folder path, a model card name, or a Hugging Face repo id → a local folder."""
+def resolve_source(source, registry: Optional[Registry] = None, *, allow_pickle_weights: Optional[bool] = None,
+                   refresh: Optional[bool] = None, dry_run: Optional[bool] = None) -> Resolved:
+    """A folder path, a model card name, or a Hugging Face repo id (``owner/name``, or
+    ``owner/name/folder`` for one folder of a repo) → a local folder.
+
+    The keyword flags go to :func:`.hub.resolve` (``None``: the :func:`.hub.options` in effect).
+    With ``dry_run``, a repo that would need a download gives ``Resolved(None, card, download=plan)``.
+    """
+    from . import hub
+
+    with hub.options(allow_pickle_weights=allow_pickle_weights, refresh=refresh, dry_run=dry_run):
+        return _resolve_source(source, registry)
+
+
+def _resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
     registry = registry or get_registry()
     path = Path(source).expanduser()
     if os.path.islink(path) and not path.exists():
@@ -107,13 +123,20 @@ def resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
         from . import cards
 
         card = cards.resolve(name, registry)  # schema-validated, architecture and `requires` checked
-        return Resolved(Path(cards.materialize(card)), card)
+        return _resolved(cards.materialize(card), card)
     if REPO_ID.match(name):
-        return Resolved(resolve_hf_repo(name))
+        return _resolved(resolve_hf_repo(name))
+    parts = name.split("/")
+    if len(parts) > 2 and REPO_ID.match("/".join(parts[:2])) and all(re.match(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$", p) for p in parts[2:]):
+        return _resolved(resolve_hf_repo("/".join(parts[:2]), subfolder="/".join(parts[2:])))  # owner/name/folder
     raise CheckpointNotFoundError(
         f"{name}: no such folder, model card or Hugging Face repo id{did_you_mean(name, catalogue.cards)}",
         hint="`zoo list` shows the model cards; a repo id looks like owner/name",
     )
+
+
+def _resolved(found, card=None) -> Resolved:
+    return Resolved(Path(found), card) if isinstance(found, (str, Path)) else Resolved(None, card, download=found)
 
 
 def read_config(folder: Path) -> Tuple[dict, str]:
@@ -548,13 +571,21 @@ def quantize_model(model, bits: int, group_size: int = 64) -> dict:
 
 @dataclass
 class Plan:
-    """A dry run: what loading ``source`` would do, computed from safetensors headers."""
+    """A dry run: what loading ``source`` would do, computed from safetensors headers.
 
-    info: LoadInfo
+    For a Hugging Face repo that is not (completely) cached, nothing is downloaded: ``download``
+    (a :class:`.hub.DownloadPlan`) lists the files and bytes loading would fetch, and ``info`` and
+    ``report`` are ``None``.
+    """
+
+    info: Optional[LoadInfo]
     report: Any
     tensors: Dict[str, Any]
+    download: Optional[Any] = None
 
     def lines(self):
+        if self.download is not None:
+            return self.download.lines() + ["  (run without --dry-run to download, then --dry-run again for the load plan)"]
         out = [f"{self.info.path} (architecture {self.info.architecture}, provider {self.info.provider})", f"  {self.report.summary()}"]
         out += [f"  note: {n}" for n in self.report.notes]
         if not self.report.ok:
@@ -566,13 +597,19 @@ class Plan:
 
 
 def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[Registry] = None) -> Plan:
-    """Show what loading would do without reading tensor data (shapes from headers only)."""
+    """Show what loading would do without reading tensor data (shapes from headers only).
+
+    A Hugging Face repo missing from the cache is not downloaded: the plan lists what would be.
+    """
     from mlx.utils import tree_flatten
 
     from .sanitize import report as report_mod
     from .sanitize.tensors import describe
 
     start = time.perf_counter()
+    first = resolve_source(source, registry, dry_run=True)
+    if first.download is not None:
+        return Plan(None, None, {}, download=first.download)
     registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
     ckpt = open_checkpoint(resolved.path)
     if arch.builtin:

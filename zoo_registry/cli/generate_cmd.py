@@ -64,7 +64,8 @@ def add_parser(sub):
     add_load_args(p)
     add_generation_args(p, prompt_required=True)
     p.add_argument("--json", action="store_true", help="print the answer, reasoning, tool calls and statistics as one JSON object at the end")
-    p.set_defaults(run=run, explain=False, dry_run=False)
+    p.add_argument("--dry-run", action="store_true", help="show what loading would do (or download) and stop; generates nothing")
+    p.set_defaults(run=run, explain=False)
 
 
 def _check(args) -> None:
@@ -175,13 +176,22 @@ def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
 
 
 def run(args):
+    from .. import hub
+
+    with hub.options(refresh=args.refresh, dry_run=args.dry_run, allow_pickle_weights=getattr(args, "allow_pickle_weights", None)):
+        return _run(args)
+
+
+def _run(args):
     from .. import distributed, loading
-    from .load_cmd import finish_loading, load_options, prepare_source, quiet_transformers
+    from .load_cmd import dry_run, finish_loading, load_options, prepare_source, quiet_transformers
 
     _check(args)
     distributed.quiet_unless_primary()  # under mlx.launch only rank 0 prints
     quiet_transformers(args)
-    prepare_source(args.model)
+    card = prepare_source(args.model)
+    if args.dry_run:
+        return dry_run(args, card)
     model, tokenizer, info = loading.load(args.model, return_info=True, **load_options(args))
     distributed.shard_model(model, distributed.world())  # no-op in a single process
     finish_loading(model)

@@ -25,6 +25,8 @@ def add_load_args(p) -> None:
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="cast floating-point weights to this dtype")
     p.add_argument("--check-finite", action="store_true",
                    help="read every weight once more and refuse NaN/inf, naming the file and tensor")
+    p.add_argument("--refresh", action="store_true",
+                   help="ask the Hugging Face Hub for the repo's files again even when the cache is complete")
 
 
 def add_parser(sub):
@@ -32,7 +34,8 @@ def add_parser(sub):
     add_load_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--explain", action="store_true", help="show the full load report: which rule produced each parameter")
-    p.add_argument("--dry-run", action="store_true", help="resolve and validate the card, config and checkpoint without building the model")
+    p.add_argument("--dry-run", action="store_true", help="resolve and validate the card, config and checkpoint without building "
+                   "the model; for a Hugging Face repo not yet cached, list the files and bytes it would download")
     from .generate_cmd import add_generation_args
 
     add_generation_args(p, prompt_required=False)
@@ -187,9 +190,10 @@ def dry_run(args, card) -> int:
     plan = loading.plan(args.model)
     report = plan.report
     if args.json:
-        print_json({"model": args.model, "card": card.summary() if card else None, "dry_run": True, **plan.info.as_dict()})
+        details = {"download": plan.download.as_dict()} if plan.download is not None else plan.info.as_dict()
+        print_json({"model": args.model, "card": card.summary() if card else None, "dry_run": True, **details})
     else:
-        print(f"{args.model}: dry run (no tensor data read)")
+        print(f"{args.model}: dry run (" + ("nothing downloaded)" if plan.download is not None else "no tensor data read)"))
         for line in plan.lines():
             print(line)
         if args.explain and report is not None:
@@ -200,6 +204,13 @@ def dry_run(args, card) -> int:
 
 
 def run(args):
+    from .. import hub
+
+    with hub.options(refresh=args.refresh, dry_run=args.dry_run, allow_pickle_weights=getattr(args, "allow_pickle_weights", None)):
+        return _run(args)
+
+
+def _run(args):
     from .. import distributed, loading
 
     distributed.quiet_unless_primary()  # under mlx.launch only rank 0 prints
