@@ -33,8 +33,12 @@ SHARD_BYTES = 5 * 1024**3
 
 
 def convert(src, dst, *, to: str = "mlx", quantize: Optional[int] = None, group_size: int = 64, dtype=None,
-            force: bool = False, shard_bytes: int = SHARD_BYTES, registry=None):
-    """Load ``src`` (folder, card or repo id) and write it to the folder ``dst``; return its :class:`LoadInfo`."""
+            force: bool = False, shard_bytes: int = SHARD_BYTES, registry=None, allow_pickle_weights: bool = False):
+    """Load ``src`` (folder, card or repo id) and write it to the folder ``dst``; return its :class:`LoadInfo`.
+
+    With ``allow_pickle_weights``, a folder of PyTorch pickles (``pytorch_model*.bin``) is read by the
+    restricted reader (:mod:`.torch_pickle`) and written as safetensors, so later loads need no opt-in.
+    """
     from mlx.utils import tree_flatten
 
     from .loading import load_model, rules_for
@@ -46,7 +50,8 @@ def convert(src, dst, *, to: str = "mlx", quantize: Optional[int] = None, group_
         raise ConfigError(f"{dst}: destination exists and is not a folder", hint="choose a new folder")
     if dst.exists() and any(dst.iterdir()) and not force:
         raise ConfigError(f"{dst}: destination folder is not empty", hint="choose a new folder, or pass --force to overwrite")
-    model, info = load_model(src, quantize=quantize, group_size=group_size, dtype=dtype, lazy=True, return_info=True, registry=registry)
+    model, info = load_model(src, quantize=quantize, group_size=group_size, dtype=dtype, lazy=True, return_info=True, registry=registry,
+                             allow_pickle_weights=allow_pickle_weights)
     tensors = dict(tree_flatten(model.parameters()))
     del model
     if to == "hf":

@@ -15,7 +15,8 @@ Pipeline for a plugin architecture (``load_model``):
    evaluate unless ``lazy``; with ``check_finite`` refuse NaN/inf weights, naming file and tensor.
 
 Nothing from the checkpoint folder is ever executed: ``model_file`` and an ``auto_map`` that would
-be needed are refused, pickles are refused (:mod:`.checkpoint`), and the tokenizer is loaded with
+be needed are refused, pickles are refused unless ``allow_pickle_weights`` (then read by the
+restricted reader of :mod:`.torch_pickle`, which runs no code), and the tokenizer is loaded with
 ``trust_remote_code=False`` (a tokenizer ``auto_map`` is ignored with a warning, or refused when
 the tokenizer cannot load without it). Errors raised deep inside MLX or transformers while
 reading a checkpoint are translated here into :class:`CheckpointError` naming the folder.
@@ -69,6 +70,7 @@ class LoadInfo:
     quantization: Optional[Dict[str, Any]] = None
     card: Optional[Any] = None
     raw_config: Dict[str, Any] = field(default_factory=dict, repr=False)  # config.json + overrides, before normalising
+    pickle_files: list = field(default_factory=list)  # weight files read with the restricted pickle reader
 
     def as_dict(self) -> dict:
         return {
@@ -79,6 +81,7 @@ class LoadInfo:
             "quantization": self.quantization,
             "card": getattr(self.card, "name", self.card),
             "report": self.report.as_dict() if self.report is not None else None,
+            "pickle_files": [str(p) for p in self.pickle_files],
         }
 
 
@@ -189,6 +192,7 @@ def load_model(
     config_overrides: Optional[dict] = None,
     registry: Optional[Registry] = None,
     check_finite: bool = False,
+    allow_pickle_weights: bool = False,
 ):
     """Load a model from a folder, a model card or a cached Hugging Face repo.
 
@@ -206,6 +210,9 @@ def load_model(
         check_finite: read every floating-point tensor once more and raise
             :class:`CheckpointError` naming the file and tensor if any holds NaN or inf (and,
             after a ``dtype`` cast or quantization, naming the parameter that overflowed).
+        allow_pickle_weights: read PyTorch pickle weights (``pytorch_model*.bin``) when the folder
+            has no safetensors, with the restricted reader of :mod:`.torch_pickle` (tensor data
+            only, no code from the file runs); the load report and a :class:`ZooWarning` say so.
     """
     from .runtime import blas
 
@@ -218,12 +225,17 @@ def load_model(
     if quantize is not None and quantize not in QUANT_BITS:
         raise ConfigError(f"quantize={quantize!r}: expected one of {', '.join(map(str, QUANT_BITS))} bits")
     report = None
+    ckpt = open_checkpoint(resolved.path, allow_pickle_weights)
     if check_finite:
-        refuse_non_finite(open_checkpoint(resolved.path))
-    if arch.builtin:
+        refuse_non_finite(ckpt)
+    if arch.builtin and ckpt.pickle_files:
+        model = _load_builtin_pickles(ckpt, config, strict, dtype)
+    elif arch.builtin:
         model = _load_builtin(resolved.path, strict, overrides, dtype)
     else:
-        model, report = _load_plugin(resolved.path, arch, config, normalised, strict, dtype, registry)
+        model, report = _load_plugin(ckpt, arch, config, normalised, strict, dtype, registry)
+    if ckpt.pickle_files:
+        note_pickles(ckpt, report)
     check_model_size(model, resolved.path)
     quantization = config.get("quantization") if isinstance(config.get("quantization"), dict) else None
     if quantize is not None:
@@ -238,8 +250,19 @@ def load_model(
     info = LoadInfo(
         path=resolved.path, architecture=arch.name, provider=arch.provider, config=normalised, report=report,
         seconds=time.perf_counter() - start, quantization=quantization, card=resolved.card, raw_config=config,
+        pickle_files=ckpt.pickle_files,
     )
     return (model, info) if return_info else model
+
+
+def note_pickles(ckpt: Checkpoint, report=None) -> None:
+    """Say (warning, and a load-report note) that pickle weights were read with the restricted reader."""
+    n = len(ckpt.pickle_files)
+    text = (f"read {n} PyTorch pickle file{'s' if n != 1 else ''} ({ckpt.pickle_files[0].name}{' ...' if n > 1 else ''}) "
+            "with zoo's restricted reader (allow_pickle_weights: tensor data only, no code from the files ran)")
+    if report is not None:
+        report.notes.append(text)
+    warnings.warn(f"{ckpt.path}: {text}; `zoo convert` writes them as safetensors once", ZooWarning, stacklevel=3)
 
 
 def evaluate(model, path: Path) -> None:
@@ -469,8 +492,27 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
     return tensors, result, rep
 
 
-def _load_plugin(path: Path, arch, config, normalised, strict, dtype, registry):
-    ckpt = open_checkpoint(path)
+def _load_builtin_pickles(ckpt: Checkpoint, config: dict, strict: bool, dtype):
+    """An mlx-lm architecture from pickle weights: mlx-lm's model class and sanitize, our tensors."""
+    from mlx_lm.utils import _get_classes
+
+    try:
+        model_class, args_class = _get_classes(config=config)
+        model = model_class(args_class.from_dict(config))
+        tensors = ckpt.tensors()
+        if hasattr(model, "sanitize"):
+            tensors = model.sanitize(tensors)
+        model.load_weights(list(tensors.items()), strict=strict)
+    except ZooError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm validates nothing
+        raise CheckpointError(f"{ckpt.path}: mlx-lm could not load the checkpoint: {type(e).__name__}: {e}") from None
+    if dtype is not None:
+        model.set_dtype(_mx_dtype(dtype))
+    return model
+
+
+def _load_plugin(ckpt: Checkpoint, arch, config, normalised, strict, dtype, registry):
     model = build_model(arch, normalised)
     tensors, _, report = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="mlx", registry=registry)
     if not report.ok:
@@ -557,8 +599,13 @@ class Plan:
         return "\n".join(self.lines())
 
 
-def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[Registry] = None) -> Plan:
-    """Show what loading would do without reading tensor data (shapes from headers only)."""
+def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[Registry] = None,
+         allow_pickle_weights: bool = False) -> Plan:
+    """Show what loading would do without reading tensor data (shapes from headers only).
+
+    With ``allow_pickle_weights``, pickle weights are planned from their ``data.pkl`` (shapes only)
+    for plugin architectures; mlx-lm's own ones need the tensors for their ``sanitize``.
+    """
     from mlx.utils import tree_flatten
 
     from .sanitize import report as report_mod
@@ -566,7 +613,7 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
 
     start = time.perf_counter()
     registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
-    ckpt = open_checkpoint(resolved.path)
+    ckpt = open_checkpoint(resolved.path, allow_pickle_weights)
     if arch.builtin:
         from mlx_lm.utils import _get_classes  # mlx-lm's own dispatch; its sanitize needs arrays (lazy)
 
@@ -586,6 +633,8 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
     else:
         model = build_model(arch, normalised)
         tensors, _, rep = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="shapes", registry=registry)
+    if ckpt.pickle_files:
+        rep.notes.append(f"{len(ckpt.pickle_files)} PyTorch pickle file(s) would be read with zoo's restricted reader")
     info = LoadInfo(resolved.path, arch.name, arch.provider, normalised, rep, time.perf_counter() - start,
-                    config.get("quantization"), resolved.card, config)
+                    config.get("quantization"), resolved.card, config, pickle_files=ckpt.pickle_files)
     return Plan(info, rep, {k: describe(v) for k, v in tensors.items()})

@@ -25,6 +25,8 @@ def add_load_args(p) -> None:
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="cast floating-point weights to this dtype")
     p.add_argument("--check-finite", action="store_true",
                    help="read every weight once more and refuse NaN/inf, naming the file and tensor")
+    p.add_argument("--allow-pickle-weights", action="store_true",
+                   help="read PyTorch pickle weights (pytorch_model*.bin) with zoo's restricted reader, which admits tensor data only")
 
 
 def add_parser(sub):
@@ -70,7 +72,7 @@ def quiet_transformers(args) -> None:
 def load_options(args) -> dict:
     """Loader options from the CLI. Loading is lazy; :func:`finish_loading` reads the weights."""
     return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype, lazy=True,
-                check_finite=getattr(args, "check_finite", False))
+                check_finite=getattr(args, "check_finite", False), allow_pickle_weights=getattr(args, "allow_pickle_weights", False))
 
 
 def finish_loading(model, info=None) -> None:
@@ -125,6 +127,7 @@ def summary(args, model, info, card) -> dict:
         "load_seconds": round(float(info.seconds), 4),
         "blas": blas.status().as_dict(),
         "report": report.as_dict() if report is not None else None,
+        "pickle_files": [str(p) for p in getattr(info, "pickle_files", [])],
     }
 
 
@@ -184,7 +187,7 @@ def dry_run(args, card) -> int:
     """The loader's plan: resolve, validate and map the weights from safetensors headers only."""
     from .. import loading
 
-    plan = loading.plan(args.model)
+    plan = loading.plan(args.model, allow_pickle_weights=getattr(args, "allow_pickle_weights", False))
     report = plan.report
     if args.json:
         print_json({"model": args.model, "card": card.summary() if card else None, "dry_run": True, **plan.info.as_dict()})
