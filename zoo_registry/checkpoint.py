@@ -201,10 +201,11 @@ def open_checkpoint(folder, allow_pickle_weights: bool = False) -> Checkpoint:
     if index_path.is_file():
         return _from_index(folder, index_path, allow_pickle_weights)
     files = sorted(folder.glob("model*.safetensors")) or sorted(folder.glob("*.safetensors"))
+    pickle_index = folder / PICKLE_INDEX_FILE
+    if pickle_index.is_file() and (not files or all(f.name in _index_shards(pickle_index) for f in files)):
+        return _from_index(folder, pickle_index, allow_pickle_weights)  # A13B's index has this name but lists safetensors
     if files:
         return Checkpoint(folder, files)
-    if (folder / PICKLE_INDEX_FILE).is_file():
-        return _from_index(folder, folder / PICKLE_INDEX_FILE, allow_pickle_weights)
     pickles = _pickles(folder)
     if pickles and allow_pickle_weights:
         return Checkpoint(folder, pickles)
@@ -218,6 +219,15 @@ def open_checkpoint(folder, allow_pickle_weights: bool = False) -> Checkpoint:
     raise CheckpointNotFoundError(
         f"{folder}: no weights found (expected model.safetensors, model-XXXXX-of-XXXXX.safetensors with {INDEX_FILE}, or *.safetensors)"
     )
+
+
+def _index_shards(index_path: Path) -> set:
+    """The shard names an index lists (empty if it cannot be read; :func:`_from_index` reports why)."""
+    try:
+        weight_map = json.loads(index_path.read_text()).get("weight_map")
+        return {v for v in weight_map.values() if isinstance(v, str)}
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+        return set()
 
 
 def _from_index(folder: Path, index_path: Path, allow_pickle_weights: bool = False) -> Checkpoint:

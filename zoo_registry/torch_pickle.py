@@ -170,11 +170,20 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=Non
     return data
 
 
+class _StateDict(dict):
+    """What ``collections.OrderedDict`` becomes: a dict whose pickled state (``Module.state_dict()``'s
+    ``_metadata`` of layer versions) is dropped, and with no ``__dict__`` for a pickle to write to."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        pass
+
+
 def _ordered_dict(*args):
-    """A plain ``dict`` (ordered, and without the ``__dict__`` a BUILD opcode could write to)."""
     if args and not (len(args) == 1 and isinstance(args[0], (list, tuple))):
         raise _Bad("OrderedDict takes at most one list of pairs")
-    return dict(*args)
+    return _StateDict(*args)
 
 
 _GLOBALS = {
@@ -339,7 +348,12 @@ class TorchFile:
             buffer = np.memmap(self.path, dtype=np.uint8, mode="r") if self.path.stat().st_size else b""
             for name, t in self.tensors_refs.items():
                 view = self.numpy(name, buffer)
-                arr = mx.array(np.ascontiguousarray(view != 0 if t.dtype == "bool" else view))
+                raw = "uint16" if t.dtype == "bfloat16" else DTYPES[t.dtype][2]  # mx.array would make float64 float32
+                if t.dtype == "bool":
+                    view = view != 0
+                elif not view.flags.c_contiguous:  # a transposed or strided view: one copy of this tensor only
+                    view = view.copy(order="C")
+                arr = mx.array(view, dtype=getattr(mx, raw.replace("bool", "bool_")))
                 out[name] = arr.view(mx.bfloat16) if t.dtype == "bfloat16" else arr
         except OSError as e:
             raise CheckpointError(f"{self.path}: reading tensor data failed: {e.strerror or e}", hint=_CONVERT) from None
