@@ -147,6 +147,8 @@ def check_bounds(storage: Storage, offset: int, size, stride, dtype: str) -> Non
     if 0 in size:
         return
     limit = storage.numel * DTYPES[storage.dtype][0] // DTYPES[dtype][0]
+    if math.prod(size) > limit:  # a broadcast (stride 0) view: never needed for weights, and unbounded memory
+        raise _Bad(f"a tensor of shape {list(size)} has more elements than storage {storage.key!r} ({limit})")
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     if last >= limit:
         raise _Bad(f"a tensor of shape {list(size)} (stride {list(stride)}, offset {offset}) reaches element {last} "
