@@ -239,6 +239,7 @@ def test_cli_convert_then_load_without_opt_in(tiny, tmp_path):
     conv = subprocess.run(cli + ["convert", str(folder), str(out), "--allow-pickle-weights"], capture_output=True, text=True, timeout=300)
     assert conv.returncode == 0, conv.stderr
     assert "restricted reader" in conv.stderr and not list(out.glob("*.bin"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["converted", "pk"]  # the staging folder is gone
     again = load_model(out)  # safetensors now: no opt-in needed
     assert bool(mx.array_equal(again(PROMPT), load_model(tiny)(PROMPT)))
     theirs, _ = mlx_lm.load(str(out))

@@ -101,6 +101,7 @@ class Checkpoint:
     files: List[Path]
     index: Optional[Dict[str, str]] = None  # tensor -> shard file name, when sharded with an index
     index_file: str = INDEX_FILE
+    staging: Optional[Path] = None  # where pickle files are rewritten as safetensors before mapping (zoo convert)
 
     @property
     def pickle_files(self) -> List[Path]:
@@ -118,7 +119,7 @@ class Checkpoint:
         """Every tensor as an ``mx.array``: safetensors memory-mapped until evaluated, pickles copied once."""
         out = {}
         for f in self.files:
-            out.update(file_tensors(f))
+            out.update(file_tensors(f, self.staging))
         return out
 
     def non_finite(self, limit: int = 3) -> List[str]:
@@ -133,7 +134,7 @@ class Checkpoint:
 
         found: List[str] = []
         for f in self.files:
-            arrays = file_tensors(f)
+            arrays = file_tensors(f, self.staging)
             for name in sorted(arrays):
                 a = arrays.pop(name)
                 if not is_floating(a.dtype):
@@ -162,13 +163,28 @@ def file_specs(path: Path) -> Dict[str, Spec]:
     return read_header(path)
 
 
-def file_tensors(path: Path) -> dict:
-    """The tensors of one weight file as ``mx.array``s, naming the file if it cannot be read."""
-    if is_pickle(path):
+def file_tensors(path: Path, staging: Optional[Path] = None) -> dict:
+    """The tensors of one weight file as ``mx.array``s, naming the file if it cannot be read.
+
+    A pickle is copied into memory by the restricted reader; with ``staging``, it is written there
+    as a safetensors file first (one file in memory at a time) and mapped lazily from it, so a
+    conversion of many pickle shards needs the memory of one shard, as for safetensors.
+    """
+    import mlx.core as mx
+
+    if is_pickle(path) and staging is None:
         from .torch_pickle import read_tensors
 
         return read_tensors(path)
-    import mlx.core as mx
+    if is_pickle(path):
+        from .torch_pickle import read_tensors
+
+        staged = Path(staging) / f"{path.name}.safetensors"
+        if not staged.is_file():
+            part = staged.with_name(f".partial.{staged.name}")  # mx.save_safetensors adds .safetensors to other names
+            mx.save_safetensors(str(part), read_tensors(path))
+            part.rename(staged)
+        path = staged
 
     read_header(path, verify_data=True)  # names a truncated or malformed file before MLX maps it
     try:

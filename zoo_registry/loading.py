@@ -193,6 +193,7 @@ def load_model(
     registry: Optional[Registry] = None,
     check_finite: bool = False,
     allow_pickle_weights: bool = False,
+    pickle_staging=None,
 ):
     """Load a model from a folder, a model card or a cached Hugging Face repo.
 
@@ -213,6 +214,8 @@ def load_model(
         allow_pickle_weights: read PyTorch pickle weights (``pytorch_model*.bin``) when the folder
             has no safetensors, with the restricted reader of :mod:`.torch_pickle` (tensor data
             only, no code from the file runs); the load report and a :class:`ZooWarning` say so.
+        pickle_staging: a folder where pickle files are rewritten as safetensors, one at a time,
+            and then mapped lazily (``zoo convert`` passes one so its memory stays at one shard).
     """
     from .runtime import blas
 
@@ -226,6 +229,7 @@ def load_model(
         raise ConfigError(f"quantize={quantize!r}: expected one of {', '.join(map(str, QUANT_BITS))} bits")
     report = None
     ckpt = open_checkpoint(resolved.path, allow_pickle_weights)
+    ckpt.staging = Path(pickle_staging) if pickle_staging is not None else None
     if check_finite:
         refuse_non_finite(ckpt)
     if arch.builtin and ckpt.pickle_files:
