@@ -38,11 +38,11 @@ def read_all(path):
     return f.tensors()
 
 
-def write_archive(path: Path, data_pkl: bytes, storages=None, prefix="archive", compress=zipfile.ZIP_STORED, extra=()):
+def write_archive(path: Path, data_pkl: bytes, storages=None, prefix="archive", compress=zipfile.ZIP_STORED, extra=(), byteorder="little"):
     """A zip laid out as torch.save lays it out, around a hand-made data.pkl."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
         z.writestr(f"{prefix}/data.pkl", data_pkl)
-        z.writestr(f"{prefix}/byteorder", "little")
+        z.writestr(f"{prefix}/byteorder", byteorder)
         for key, raw in (storages or {}).items():
             z.writestr(zipfile.ZipInfo(f"{prefix}/data/{key}"), raw, compress_type=compress)
         z.writestr(f"{prefix}/version", "3\n")
@@ -200,6 +200,21 @@ def test_crafted_valid_tensor_reads(tmp_path):
     got = read_all(crafted(tmp_path / "ok.bin", {"w": FakeTensor(FakeStorage()), "v3": FakeTensor(FakeStorage("1", torch.UntypedStorage, 8), size=(4,), v3_dtype=torch.int16)},
                            {"0": b"\0" * 16, "1": b"\1\0" * 4}))
     assert got["w"].tolist() == [0.0] * 4 and got["v3"].tolist() == [1] * 4
+
+
+def test_big_endian_files(tmp_path):
+    """torch.save on a big-endian machine writes byteorder 'big' and big-endian storages."""
+    import numpy as np
+
+    values = (np.arange(6) * 1.5).astype(">f4")
+    sd = {"w": FakeTensor(FakeStorage(numel=6), size=(2, 3), stride=(1, 2)),
+          "h": FakeTensor(FakeStorage("1", torch.HalfStorage, 2), size=(2,)), "b": FakeTensor(FakeStorage("2", torch.BFloat16Storage, 1), size=(), stride=())}
+    storages = {"0": values.tobytes(), "1": np.array([0.5, -2.0], ">f2").tobytes(), "2": (0x3FC0).to_bytes(2, "big")}  # bf16 1.5
+    got = read_all(crafted(tmp_path / "be.bin", sd, storages, byteorder="big"))
+    assert got["w"].tolist() == values.astype("<f4").reshape(3, 2).T.tolist()
+    assert got["h"].tolist() == [0.5, -2.0] and got["b"].item() == 1.5
+    with pytest.raises(CheckpointError, match="byteorder is 'middle'"):
+        read_all(crafted(tmp_path / "odd.bin", sd, storages, byteorder="middle"))
 
 
 BAD_TENSORS = {

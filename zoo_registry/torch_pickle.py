@@ -15,8 +15,8 @@ and ``torch.<dtype>`` objects. Each admitted name maps to a function of this mod
 records shapes and offsets; nothing named by the file is ever imported or called. Any other global
 is refused with :class:`UnsafeInputError` naming it and the file. ``torch.storage._load_from_bytes``
 is refused too: it unpickles a nested pickle (the pre-1.6 format only). This is the approach of
-llama.cpp's converter (``convert_hf_to_gguf.py``'s lazy unpickler) and of PyTorch's own
-``torch.load(weights_only=True)`` (``torch/_weights_only_unpickler.py``).
+llama.cpp's converter (``LazyUnpickler`` in ``examples/convert_legacy_llama.py``) and of PyTorch's
+own ``torch.load(weights_only=True)`` (``torch/_weights_only_unpickler.py``); see docs/pickles.md.
 
 Tensors become MLX arrays: each storage is a NumPy view of the memory-mapped file, each tensor a
 strided view of its storage (offset, shape, strides checked against the storage's size) copied
