@@ -232,14 +232,15 @@ def test_cli_convert_then_load_without_opt_in(tiny, tmp_path):
     refused = subprocess.run(cli + ["load", str(folder)], capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "is a pickle file" in refused.stderr and "--allow-pickle-weights" in refused.stderr
-    loaded = subprocess.run(cli + ["load", str(folder), "--allow-pickle-weights"], capture_output=True, text=True, timeout=300)
-    assert loaded.returncode == 0, loaded.stderr
-    assert "zoo: warning:" in loaded.stderr and "restricted reader" in loaded.stderr
     out = tmp_path / "converted"
     conv = subprocess.run(cli + ["convert", str(folder), str(out), "--allow-pickle-weights"], capture_output=True, text=True, timeout=300)
     assert conv.returncode == 0, conv.stderr
     assert "restricted reader" in conv.stderr and not list(out.glob("*.bin"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["converted", "pk"]  # the staging folder is gone
+    gen = subprocess.run(cli + ["generate", str(folder), "--allow-pickle-weights", "--prompt", "Good morning", "--max-tokens", "4"],
+                         capture_output=True, text=True, timeout=300)
+    assert gen.returncode == 0, gen.stderr
+    assert "zoo: warning:" in gen.stderr and "restricted reader" in gen.stderr and gen.stdout.strip()
     again = load_model(out)  # safetensors now: no opt-in needed
     assert bool(mx.array_equal(again(PROMPT), load_model(tiny)(PROMPT)))
     theirs, _ = mlx_lm.load(str(out))
@@ -271,3 +272,22 @@ def test_mlx_lm_architecture_from_pickles(tmp_path):
         convert(src, tmp_path / "out", allow_pickle_weights=True)
     theirs = mlx_lm.utils.load_model(tmp_path / "out")[0]
     assert bool(mx.array_equal(theirs(PROMPT), ref(PROMPT)))
+
+
+def test_transformers_state_dict_matches_transformers_logits(tmp_path):
+    """A transformers model saved as ``pytorch_model.bin`` (``torch.save`` of its state dict, the
+    layout transformers 4 wrote) loads through the restricted reader and gives transformers' logits."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                   num_key_value_heads=2, vocab_size=128, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(cfg).eval()
+    folder = tmp_path / "hf"
+    cfg.save_pretrained(folder)
+    torch.save(hf.state_dict(), folder / "pytorch_model.bin")
+    with torch.no_grad():
+        want = hf(torch.tensor(np.array(PROMPT))).logits.numpy()
+    with pytest.warns(ZooWarning, match="restricted reader"):
+        ours = load_model(folder, allow_pickle_weights=True)
+    got = np.array(ours(PROMPT))
+    assert np.abs(got - want).max() < 1e-4
