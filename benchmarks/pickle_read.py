@@ -12,8 +12,13 @@ staged as safetensors, then mapped lazily), next to the same conversion from its
 and to a plain load of the pickles (every tensor copied into memory). MLX peak memory is shown
 relative to the largest shard and to the whole checkpoint.
 
+``--hunyuan`` loads a HunYuan MoE (8 experts per layer, HF per-expert layout, stacked by the
+sanitize rules on load) from one ``pytorch_model.bin`` and from its safetensors twin, and shows
+MLX's peak memory relative to the checkpoint.
+
     nice python benchmarks/pickle_read.py --mib 1024
     nice python benchmarks/pickle_read.py --convert --shards 8
+    nice python benchmarks/pickle_read.py --hunyuan
 """
 
 from __future__ import annotations
@@ -105,13 +110,64 @@ def bench_convert(shards: int) -> None:
             shutil.rmtree(out, ignore_errors=True)
 
 
+HUNYUAN_CHILD = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import mlx.core as mx
+from zoo_registry.loading import load_model
+load_model(sys.argv[1], allow_pickle_weights=True)
+print(json.dumps({"mlx_peak": mx.get_peak_memory()}))
+"""
+
+
+def bench_hunyuan() -> None:
+    import mlx.core as mx
+    import torch
+    from mlx.utils import tree_flatten
+    from safetensors.torch import load_file
+
+    from zoo_registry.configs import validate_config
+    from zoo_registry.resources import import_target
+
+    config = {"model_type": "hunyuan", "vocab_size": 4096, "hidden_size": 512, "num_hidden_layers": 4, "intermediate_size": 1024,
+              "num_attention_heads": 8, "num_key_value_heads": 4, "moe_topk": 1, "num_experts": 8, "num_shared_expert": 1,
+              "use_mixed_mlp_moe": True, "use_qk_norm": True, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "use_cla": True,
+              "cla_share_factor": 2, "tie_word_embeddings": True, "attention_bias": False,
+              "rope_scaling": {"alpha": 1000.0, "factor": 1.0, "type": "dynamic"}}
+    arch, cfg = validate_config(dict(config))
+    model = import_target(arch.model)(cfg)
+    weights = {}
+    for k, v in tree_flatten(model.parameters()):  # HF layout: one tensor per expert
+        v = mx.random.normal(v.shape) * 0.02
+        if ".mlp.switch_mlp." in k:
+            weights.update({k.replace(".switch_mlp.", f".experts.{e}."): v[e] for e in range(v.shape[0])})
+        else:
+            weights[k] = v
+    with tempfile.TemporaryDirectory() as d:
+        st, pk = Path(d) / "safetensors", Path(d) / "pickles"
+        for folder in (st, pk):
+            folder.mkdir()
+            (folder / "config.json").write_text(json.dumps(config))
+        mx.save_safetensors(str(st / "model.safetensors"), weights)
+        torch.save(load_file(str(st / "model.safetensors")), pk / "pytorch_model.bin")
+        size = (st / "model.safetensors").stat().st_size
+        print(f"HunYuan checkpoint: {size / 2**20:.0f} MiB, {len(weights)} tensors")
+        for label, folder in (("load_model, pytorch_model.bin", pk), ("load_model, model.safetensors", st)):
+            proc = subprocess.run([sys.executable, "-c", HUNYUAN_CHILD, str(folder)], capture_output=True, text=True, check=True)
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"{label:<34} MLX peak {r['mlx_peak'] / size:.2f} x checkpoint")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mib", type=int, default=512, help="size of the checkpoint in MiB (default 512)")
     ap.add_argument("--tensors", type=int, default=16, help="number of tensors (default 16)")
     ap.add_argument("--convert", action="store_true", help="measure zoo convert of a sharded pickle checkpoint instead")
     ap.add_argument("--shards", type=int, default=8, help="pickle shards for --convert (default 8)")
+    ap.add_argument("--hunyuan", action="store_true", help="measure loading a HunYuan MoE from pickles and from safetensors")
     args = ap.parse_args()
+    if args.hunyuan:
+        return bench_hunyuan()
     if args.convert:
         return bench_convert(args.shards)
     import torch
