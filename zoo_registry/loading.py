@@ -233,12 +233,16 @@ def load_model(
     if check_finite:
         refuse_non_finite(ckpt)
     if arch.builtin and ckpt.pickle_files:
-        model = _load_builtin_pickles(ckpt, config, strict, dtype)
+        from .pickle_loading import load_builtin_pickles
+
+        model = load_builtin_pickles(ckpt, config, strict, dtype)
     elif arch.builtin:
         model = _load_builtin(resolved.path, strict, overrides, dtype)
     else:
         model, report = _load_plugin(ckpt, arch, config, normalised, strict, dtype, registry)
     if ckpt.pickle_files:
+        from .pickle_loading import note_pickles
+
         note_pickles(ckpt, report)
     check_model_size(model, resolved.path)
     quantization = config.get("quantization") if isinstance(config.get("quantization"), dict) else None
@@ -258,15 +262,6 @@ def load_model(
     )
     return (model, info) if return_info else model
 
-
-def note_pickles(ckpt: Checkpoint, report=None) -> None:
-    """Say (warning, and a load-report note) that pickle weights were read with the restricted reader."""
-    n = len(ckpt.pickle_files)
-    text = (f"read {n} PyTorch pickle file{'s' if n != 1 else ''} ({ckpt.pickle_files[0].name}{' ...' if n > 1 else ''}) "
-            "with zoo's restricted reader (allow_pickle_weights: tensor data only, no code from the files ran)")
-    if report is not None:
-        report.notes.append(text)
-    warnings.warn(f"{ckpt.path}: {text}; `zoo convert` writes them as safetensors once", ZooWarning, stacklevel=3)
 
 
 def evaluate(model, path: Path) -> None:
@@ -495,25 +490,6 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
     )
     return tensors, result, rep
 
-
-def _load_builtin_pickles(ckpt: Checkpoint, config: dict, strict: bool, dtype):
-    """An mlx-lm architecture from pickle weights: mlx-lm's model class and sanitize, our tensors."""
-    from mlx_lm.utils import _get_classes
-
-    try:
-        model_class, args_class = _get_classes(config=config)
-        model = model_class(args_class.from_dict(config))
-        tensors = ckpt.tensors()
-        if hasattr(model, "sanitize"):
-            tensors = model.sanitize(tensors)
-        model.load_weights(list(tensors.items()), strict=strict)
-    except ZooError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm validates nothing
-        raise CheckpointError(f"{ckpt.path}: mlx-lm could not load the checkpoint: {type(e).__name__}: {e}") from None
-    if dtype is not None:
-        model.set_dtype(_mx_dtype(dtype))
-    return model
 
 
 def _load_plugin(ckpt: Checkpoint, arch, config, normalised, strict, dtype, registry):

@@ -270,7 +270,10 @@ class TorchFile:
             if len(pkls) != 1:
                 raise _Bad(f"expected one <archive>/data.pkl entry, found {len(pkls)}")
             self.prefix = pkls[0][: -len("data.pkl")]
-            order = z.read(infos[self.prefix + "byteorder"]).decode("ascii", "replace") if self.prefix + "byteorder" in infos else "little"
+            order_info = infos.get(self.prefix + "byteorder")
+            if order_info is not None and order_info.file_size > 16:
+                raise _Bad(f"the byteorder entry is {order_info.file_size} bytes long")
+            order = z.read(order_info).decode("ascii", "replace") if order_info is not None else "little"
             if order not in ("little", "big"):
                 raise _Bad(f"byteorder is {order!r}, expected 'little' or 'big'")
             self.byteorder = order
