@@ -272,6 +272,11 @@ def test_mlx_lm_architecture_from_pickles(tmp_path):
         convert(src, tmp_path / "out", allow_pickle_weights=True)
     theirs = mlx_lm.utils.load_model(tmp_path / "out")[0]
     assert bool(mx.array_equal(theirs(PROMPT), ref(PROMPT)))
+    torch.save({k: torch.from_numpy(v) for k, v in weights.items() if k != "model.norm.weight"}, src / "pytorch_model.bin")
+    from zoo_registry.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"mlx-lm could not load the checkpoint: Missing 1 parameters: \n?model.norm.weight"):
+        load_model(src, allow_pickle_weights=True)
 
 
 def test_transformers_state_dict_matches_transformers_logits(tmp_path):

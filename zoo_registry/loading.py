@@ -418,6 +418,25 @@ def _load_builtin(path: Path, strict: bool, overrides: dict, dtype):
     return model
 
 
+def build_mlx_lm(ckpt: Checkpoint, config: dict, name: str):
+    """``(model, tensors)`` for an mlx-lm architecture: its own class and ``sanitize`` (which needs
+    arrays; they stay lazy for safetensors) over the checkpoint's tensors."""
+    from mlx_lm.utils import _get_classes  # mlx-lm's own dispatch
+
+    try:
+        model_class, args_class = _get_classes(config=config)
+        model = model_class(args_class.from_dict(config))
+        tensors = ckpt.tensors()
+        if hasattr(model, "sanitize"):
+            tensors = model.sanitize(tensors)
+    except ZooError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm validates nothing
+        raise CheckpointError(f"{ckpt.path}: mlx-lm could not build model_type {name!r} from config.json: {type(e).__name__}: {e}",
+                              hint="mlx-lm does not validate configs; check config.json against the model's documentation") from None
+    return model, tensors
+
+
 def _mx_dtype(dtype):
     import mlx.core as mx
 
@@ -595,19 +614,7 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
     registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
     ckpt = open_checkpoint(resolved.path, allow_pickle_weights)
     if arch.builtin:
-        from mlx_lm.utils import _get_classes  # mlx-lm's own dispatch; its sanitize needs arrays (lazy)
-
-        try:
-            model_class, args_class = _get_classes(config=config)
-            model = model_class(args_class.from_dict(config))
-            tensors = ckpt.tensors()
-            if hasattr(model, "sanitize"):
-                tensors = model.sanitize(tensors)
-        except ZooError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm validates nothing
-            raise CheckpointError(f"{resolved.path}: mlx-lm could not build model_type {arch.name!r} from config.json: {type(e).__name__}: {e}",
-                                  hint="mlx-lm does not validate configs; check config.json against the model's documentation") from None
+        model, tensors = build_mlx_lm(ckpt, config, arch.name)
         expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
         rep = report_mod.compare(expected, {k: describe(v) for k, v in tensors.items()}, source=resolved.path, architecture=arch.name)
     else:

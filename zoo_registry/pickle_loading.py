@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 
 from .checkpoint import Checkpoint
-from .errors import CheckpointError, ZooError, ZooWarning
+from .errors import CheckpointError, ZooWarning
 
 
 def note_pickles(ckpt: Checkpoint, report=None) -> None:
@@ -26,21 +26,13 @@ def note_pickles(ckpt: Checkpoint, report=None) -> None:
 
 def load_builtin_pickles(ckpt: Checkpoint, config: dict, strict: bool, dtype):
     """An mlx-lm architecture from pickle weights: mlx-lm's model class and sanitize, our tensors."""
-    from mlx_lm.utils import _get_classes
+    from .loading import _mx_dtype, build_mlx_lm
 
-    from .loading import _mx_dtype
-
+    model, tensors = build_mlx_lm(ckpt, config, config.get("model_type"))
     try:
-        model_class, args_class = _get_classes(config=config)
-        model = model_class(args_class.from_dict(config))
-        tensors = ckpt.tensors()
-        if hasattr(model, "sanitize"):
-            tensors = model.sanitize(tensors)
         model.load_weights(list(tensors.items()), strict=strict)
-    except ZooError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm validates nothing
-        raise CheckpointError(f"{ckpt.path}: mlx-lm could not load the checkpoint: {type(e).__name__}: {e}") from None
+    except ValueError as e:  # mlx-lm's strict check: missing or unexpected parameters
+        raise CheckpointError(f"{ckpt.path}: mlx-lm could not load the checkpoint: {e}") from None
     if dtype is not None:
         model.set_dtype(_mx_dtype(dtype))
     return model
