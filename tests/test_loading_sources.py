@@ -69,7 +69,7 @@ def test_pickle_weights_are_refused(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(TINY))
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
-    with pytest.raises(UnsafeInputError, match="only pickle-based weights found \\(pytorch_model.bin\\); zoo never unpickles") as e:
+    with pytest.raises(UnsafeInputError, match="only pickle-based weights found \\(pytorch_model.bin\\); zoo reads pickles only when asked to") as e:
         load_model(folder)
     assert "safetensors" in e.value.hint
 

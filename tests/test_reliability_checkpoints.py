@@ -183,14 +183,14 @@ def test_pt_file_beside_nothing_else_is_refused(tiny):
     (tiny / "consolidated.00.pth").write_bytes(b"\x80\x02}q\x00.")  # a real (empty-dict) pickle: never opened
     with pytest.raises(UnsafeInputError) as e:
         load_model(tiny)
-    assert str(e.value) == f"{tiny}: only pickle-based weights found (consolidated.00.pth); zoo never unpickles files, because loading a pickle runs code"
+    assert str(e.value) == f"{tiny}: only pickle-based weights found (consolidated.00.pth); zoo reads pickles only when asked to, because unpickling can run code"
 
 
 def test_pickle_shard_named_by_an_index_is_refused(tiny):
     (tiny / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"model.norm.weight": "pytorch_model-00001.bin"}}))
     with pytest.raises(UnsafeInputError) as e:
         load_model(tiny)
-    assert str(e.value) == f"{tiny / 'model.safetensors.index.json'}: shard 'pytorch_model-00001.bin' is a pickle file; zoo never unpickles files"
+    assert str(e.value) == f"{tiny / 'model.safetensors.index.json'}: shard 'pytorch_model-00001.bin' is a pickle file; zoo reads pickles only when asked to, because unpickling can run code"
 
 
 # -- tokenizers never run checkpoint code ---------------------------------------------------------

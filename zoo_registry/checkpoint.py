@@ -1,8 +1,9 @@
 """Find and read checkpoints on disk: folders, shards, safetensors headers, the Hugging Face cache.
 
-zoo reads safetensors only. A folder holding just pickle-based weights (``*.bin``, ``*.pt``,
-``*.pth``, ``*.ckpt``, ``*.pkl``) is refused with :class:`UnsafeInputError`: unpickling runs
-arbitrary code. Headers are parsed with :mod:`json` from the first ``8 + N`` bytes of each file, so
+zoo reads safetensors. A folder holding just pickle-based weights (``*.bin``, ``*.pt``, ``*.pth``,
+``*.ckpt``, ``*.pkl``) is refused with :class:`UnsafeInputError` (unpickling can run arbitrary
+code) unless the caller opts in with ``allow_pickle_weights=True``; then PyTorch zip checkpoints
+are read by :mod:`.torch_pickle`, a restricted reader that admits tensor data only. Headers are parsed with :mod:`json` from the first ``8 + N`` bytes of each file, so
 planning a conversion never touches tensor data; tensors are opened with ``mx.load``, which maps
 them lazily.
 """
@@ -21,6 +22,10 @@ from .errors import CheckpointError, CheckpointNotFoundError, UnsafeInputError
 from .sanitize.tensors import Spec
 
 INDEX_FILE = "model.safetensors.index.json"
+PICKLE_INDEX_FILE = "pytorch_model.bin.index.json"  # transformers' name; A13B's lists safetensors shards
+PICKLE_OPT_IN = ("pass --allow-pickle-weights (allow_pickle_weights=True) to read them with zoo's restricted reader, "
+                 "which admits tensor data only and runs no code from the file; or run "
+                 "`zoo convert SRC DST --allow-pickle-weights` once to get safetensors")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -95,25 +100,26 @@ class Checkpoint:
     path: Path
     files: List[Path]
     index: Optional[Dict[str, str]] = None  # tensor -> shard file name, when sharded with an index
+    index_file: str = INDEX_FILE
+    staging: Optional[Path] = None  # where pickle files are rewritten as safetensors before mapping (zoo convert)
+
+    @property
+    def pickle_files(self) -> List[Path]:
+        """The files read with the restricted pickle reader (empty for safetensors checkpoints)."""
+        return [f for f in self.files if is_pickle(f)]
 
     def specs(self) -> Dict[str, Spec]:
         """Shapes and dtypes of every tensor, from the headers only."""
         out: Dict[str, Spec] = {}
         for f in self.files:
-            out.update(read_header(f))
+            out.update(file_specs(f))
         return out
 
     def tensors(self) -> dict:
-        """Every tensor as a lazily loaded ``mx.array`` (memory-mapped until evaluated)."""
-        import mlx.core as mx
-
+        """Every tensor as an ``mx.array``: safetensors memory-mapped until evaluated, pickles copied once."""
         out = {}
         for f in self.files:
-            read_header(f, verify_data=True)  # names a truncated or malformed file before MLX maps it
-            try:
-                out.update(mx.load(str(f)))
-            except (RuntimeError, ValueError, OSError) as e:
-                raise CheckpointError(f"{f}: cannot read safetensors file: {e}", hint=_REDOWNLOAD) from None
+            out.update(file_tensors(f, self.staging))
         return out
 
     def non_finite(self, limit: int = 3) -> List[str]:
@@ -128,11 +134,7 @@ class Checkpoint:
 
         found: List[str] = []
         for f in self.files:
-            read_header(f, verify_data=True)
-            try:
-                arrays = mx.load(str(f))
-            except (RuntimeError, ValueError, OSError) as e:
-                raise CheckpointError(f"{f}: cannot read safetensors file: {e}", hint=_REDOWNLOAD) from None
+            arrays = file_tensors(f, self.staging)
             for name in sorted(arrays):
                 a = arrays.pop(name)
                 if not is_floating(a.dtype):
@@ -148,38 +150,106 @@ class Checkpoint:
         return found
 
 
+def is_pickle(path: Path) -> bool:
+    return Path(path).suffix in PICKLE_SUFFIXES
+
+
+def file_specs(path: Path) -> Dict[str, Spec]:
+    """Shapes and dtypes of one weight file (safetensors header, or a pickle's ``data.pkl``)."""
+    if is_pickle(path):
+        from .torch_pickle import read_specs
+
+        return read_specs(path)
+    return read_header(path)
+
+
+def file_tensors(path: Path, staging: Optional[Path] = None) -> dict:
+    """The tensors of one weight file as ``mx.array``s, naming the file if it cannot be read.
+
+    A pickle is copied into memory by the restricted reader; with ``staging``, it is written there
+    as a safetensors file first (one file in memory at a time) and mapped lazily from it, so a
+    conversion of many pickle shards needs the memory of one shard, as for safetensors.
+    """
+    import mlx.core as mx
+
+    if is_pickle(path) and staging is None:
+        from .torch_pickle import read_tensors
+
+        return read_tensors(path)
+    if is_pickle(path):
+        from .torch_pickle import read_tensors
+
+        staged = Path(staging) / f"{path.name}.safetensors"
+        if not staged.is_file():
+            part = staged.with_name(f".partial.{staged.name}")  # mx.save_safetensors adds .safetensors to other names
+            mx.save_safetensors(str(part), read_tensors(path))
+            part.rename(staged)
+        path = staged
+
+    read_header(path, verify_data=True)  # names a truncated or malformed file before MLX maps it
+    try:
+        return mx.load(str(path))
+    except (RuntimeError, ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: cannot read safetensors file: {e}", hint=_REDOWNLOAD) from None
+
+
+# files trainers save next to the weights that are pickles but not weights
+_NOT_WEIGHTS = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt")
+
+
 def _pickles(folder: Path) -> List[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
+    found = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
+    weights = [p for p in found if p.name.startswith("pytorch_model")]
+    return weights or [p for p in found if p.name not in _NOT_WEIGHTS and not p.name.startswith("rng_state")]
 
 
-def open_checkpoint(folder) -> Checkpoint:
-    """Locate the safetensors files of ``folder`` (index + shards, or ``model*.safetensors``)."""
+def open_checkpoint(folder, allow_pickle_weights: bool = False) -> Checkpoint:
+    """Locate the weight files of ``folder`` (index + shards, or ``model*.safetensors``).
+
+    PyTorch pickles (``pytorch_model*.bin``, with or without ``pytorch_model.bin.index.json``) are
+    used only when the folder has no safetensors and ``allow_pickle_weights`` is true; otherwise
+    they are refused with :class:`UnsafeInputError` saying how to opt in.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointNotFoundError(f"{folder}: checkpoint folder not found")
     index_path = folder / INDEX_FILE
     if index_path.is_file():
-        return _from_index(folder, index_path)
+        return _from_index(folder, index_path, allow_pickle_weights)
     files = sorted(folder.glob("model*.safetensors")) or sorted(folder.glob("*.safetensors"))
+    pickle_index = folder / PICKLE_INDEX_FILE
+    if pickle_index.is_file() and (not files or all(f.name in _index_shards(pickle_index) for f in files)):
+        return _from_index(folder, pickle_index, allow_pickle_weights)  # A13B's index has this name but lists safetensors
     if files:
         return Checkpoint(folder, files)
     pickles = _pickles(folder)
+    if pickles and allow_pickle_weights:
+        return Checkpoint(folder, pickles)
     if pickles:
         names = ", ".join(p.name for p in pickles[:3]) + (" ..." if len(pickles) > 3 else "")
         raise UnsafeInputError(
-            f"{folder}: only pickle-based weights found ({names}); zoo never unpickles files, because loading a pickle runs code",
-            hint="convert them to safetensors on a machine you trust, e.g. transformers' "
-            "`AutoModelForCausalLM.from_pretrained(dir).save_pretrained(out, safe_serialization=True)`",
+            f"{folder}: only pickle-based weights found ({names}); zoo reads pickles only when asked to, "
+            "because unpickling can run code",
+            hint=PICKLE_OPT_IN,
         )
     raise CheckpointNotFoundError(
         f"{folder}: no weights found (expected model.safetensors, model-XXXXX-of-XXXXX.safetensors with {INDEX_FILE}, or *.safetensors)"
     )
 
 
-def _from_index(folder: Path, index_path: Path) -> Checkpoint:
+def _index_shards(index_path: Path) -> set:
+    """The shard names an index lists (empty if it cannot be read; :func:`_from_index` reports why)."""
+    try:
+        weight_map = json.loads(index_path.read_text()).get("weight_map")
+        return {v for v in weight_map.values() if isinstance(v, str)}
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+        return set()
+
+
+def _from_index(folder: Path, index_path: Path, allow_pickle_weights: bool = False) -> Checkpoint:
     from .files import read_json
 
-    data = read_json(index_path, "safetensors index")
+    data = read_json(index_path, "safetensors index" if index_path.name == INDEX_FILE else "weights index")
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{index_path}::$.weight_map: expected an object mapping tensor names to shard file names")
@@ -188,9 +258,9 @@ def _from_index(folder: Path, index_path: Path) -> Checkpoint:
         rel = Path(shard)
         if rel.is_absolute() or ".." in rel.parts:
             raise UnsafeInputError(f"{index_path}::$.weight_map: shard {shard!r} points outside the checkpoint folder")
-        if rel.suffix in PICKLE_SUFFIXES:
-            raise UnsafeInputError(f"{index_path}: shard {shard!r} is a pickle file; zoo never unpickles files",
-                                   hint="convert the checkpoint to safetensors on a machine you trust")
+        if rel.suffix in PICKLE_SUFFIXES and not allow_pickle_weights:
+            raise UnsafeInputError(f"{index_path}: shard {shard!r} is a pickle file; zoo reads pickles only when asked to, "
+                                   "because unpickling can run code", hint=PICKLE_OPT_IN)
         path = folder / rel
         if not path.is_file():
             users = sum(1 for v in weight_map.values() if v == shard)
@@ -199,18 +269,18 @@ def _from_index(folder: Path, index_path: Path) -> Checkpoint:
                 hint="the download is incomplete; fetch the missing file or remove the stale index",
             )
         shards.append(path)
-    return Checkpoint(folder, shards, dict(weight_map))
+    return Checkpoint(folder, shards, dict(weight_map), index_path.name)
 
 
 def check_index(ckpt: Checkpoint) -> None:
     """Every tensor the index names must be in the shard it names (headers only)."""
     if not ckpt.index:
         return
-    present = {f.name: set(read_header(f)) for f in ckpt.files}
+    present = {f.name: set(file_specs(f)) for f in ckpt.files}
     absent = [name for name, shard in ckpt.index.items() if name not in present.get(Path(shard).name, set())]
     if absent:
         raise CheckpointError(
-            f"{ckpt.path / INDEX_FILE}: {len(absent)} tensor(s) listed in the index are not in their shard, e.g. {absent[0]!r}",
+            f"{ckpt.path / ckpt.index_file}: {len(absent)} tensor(s) listed in the index are not in their shard, e.g. {absent[0]!r}",
             hint="the index and the shards come from different versions of the checkpoint",
         )
 

@@ -33,12 +33,14 @@ SHARD_BYTES = 5 * 1024**3
 
 
 def convert(src, dst, *, to: str = "mlx", quantize: Optional[int] = None, group_size: int = 64, dtype=None,
-            force: bool = False, shard_bytes: int = SHARD_BYTES, registry=None):
-    """Load ``src`` (folder, card or repo id) and write it to the folder ``dst``; return its :class:`LoadInfo`."""
-    from mlx.utils import tree_flatten
+            force: bool = False, shard_bytes: int = SHARD_BYTES, registry=None, allow_pickle_weights: bool = False):
+    """Load ``src`` (folder, card or repo id) and write it to the folder ``dst``; return its :class:`LoadInfo`.
 
-    from .loading import load_model, rules_for
-
+    With ``allow_pickle_weights``, a folder of PyTorch pickles (``pytorch_model*.bin``) is read by the
+    restricted reader (:mod:`.torch_pickle`) and written as safetensors, so later loads need no opt-in.
+    Each pickle shard is first rewritten as safetensors in a hidden sibling folder of ``dst`` (removed
+    at the end), so memory stays at about one shard, as when converting safetensors.
+    """
     if to not in ("mlx", "hf"):
         raise ConfigError(f"--to {to!r}: expected 'mlx' or 'hf'")
     dst = Path(dst)
@@ -46,7 +48,24 @@ def convert(src, dst, *, to: str = "mlx", quantize: Optional[int] = None, group_
         raise ConfigError(f"{dst}: destination exists and is not a folder", hint="choose a new folder")
     if dst.exists() and any(dst.iterdir()) and not force:
         raise ConfigError(f"{dst}: destination folder is not empty", hint="choose a new folder, or pass --force to overwrite")
-    model, info = load_model(src, quantize=quantize, group_size=group_size, dtype=dtype, lazy=True, return_info=True, registry=registry)
+    pickle_staging = None
+    if allow_pickle_weights:  # pickle shards are rewritten as safetensors there, one at a time, then mapped lazily
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        pickle_staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".zoo-pickles", dir=dst.parent))
+    try:
+        return _convert(src, dst, to, quantize, group_size, dtype, force, shard_bytes, registry, allow_pickle_weights, pickle_staging)
+    finally:
+        if pickle_staging is not None:
+            shutil.rmtree(pickle_staging, ignore_errors=True)
+
+
+def _convert(src, dst, to, quantize, group_size, dtype, force, shard_bytes, registry, allow_pickle_weights, pickle_staging):
+    from mlx.utils import tree_flatten
+
+    from .loading import load_model, rules_for
+
+    model, info = load_model(src, quantize=quantize, group_size=group_size, dtype=dtype, lazy=True, return_info=True, registry=registry,
+                             allow_pickle_weights=allow_pickle_weights, pickle_staging=pickle_staging)
     tensors = dict(tree_flatten(model.parameters()))
     del model
     if to == "hf":

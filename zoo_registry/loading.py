@@ -16,7 +16,8 @@ Pipeline for a plugin architecture (``load_model``):
    evaluate unless ``lazy``; with ``check_finite`` refuse NaN/inf weights, naming file and tensor.
 
 Nothing from the checkpoint folder is ever executed: ``model_file`` and an ``auto_map`` that would
-be needed are refused, pickles are refused (:mod:`.checkpoint`), and the tokenizer is loaded with
+be needed are refused, pickles are refused unless ``allow_pickle_weights`` (then read by the
+restricted reader of :mod:`.torch_pickle`, which runs no code), and the tokenizer is loaded with
 ``trust_remote_code=False`` (a tokenizer ``auto_map`` is ignored with a warning, or refused when
 the tokenizer cannot load without it). Errors raised deep inside MLX or transformers while
 reading a checkpoint are translated here into :class:`CheckpointError` naming the folder.
@@ -71,6 +72,7 @@ class LoadInfo:
     quantization: Optional[Dict[str, Any]] = None
     card: Optional[Any] = None
     raw_config: Dict[str, Any] = field(default_factory=dict, repr=False)  # config.json + overrides, before normalising
+    pickle_files: list = field(default_factory=list)  # weight files read with the restricted pickle reader
 
     def as_dict(self) -> dict:
         return {
@@ -81,6 +83,7 @@ class LoadInfo:
             "quantization": self.quantization,
             "card": getattr(self.card, "name", self.card),
             "report": self.report.as_dict() if self.report is not None else None,
+            "pickle_files": [str(p) for p in self.pickle_files],
         }
 
 
@@ -184,9 +187,9 @@ def _card_quantization(card) -> Optional[dict]:
     return dict(q) if isinstance(q, dict) else None
 
 
-def _prepare(source, config_overrides, registry):
+def _prepare(source, config_overrides, registry, allow_pickle_weights: Optional[bool] = None):
     registry = registry or get_registry()
-    resolved = resolve_source(source, registry)
+    resolved = resolve_source(source, registry, allow_pickle_weights=allow_pickle_weights)
     raw, file = read_config(resolved.path)
     refuse_remote_code(raw, file, registry)
     overrides = {**_card_overrides(resolved.card), **(config_overrides or {})}
@@ -212,6 +215,8 @@ def load_model(
     config_overrides: Optional[dict] = None,
     registry: Optional[Registry] = None,
     check_finite: bool = False,
+    allow_pickle_weights: bool = False,
+    pickle_staging=None,
 ):
     """Load a model from a folder, a model card or a cached Hugging Face repo.
 
@@ -229,24 +234,40 @@ def load_model(
         check_finite: read every floating-point tensor once more and raise
             :class:`CheckpointError` naming the file and tensor if any holds NaN or inf (and,
             after a ``dtype`` cast or quantization, naming the parameter that overflowed).
+        allow_pickle_weights: read PyTorch pickle weights (``pytorch_model*.bin``) when the folder
+            has no safetensors, with the restricted reader of :mod:`.torch_pickle` (tensor data
+            only, no code from the file runs); the load report and a :class:`ZooWarning` say so.
+        pickle_staging: a folder where pickle files are rewritten as safetensors, one at a time,
+            and then mapped lazily (``zoo convert`` passes one so its memory stays at one shard).
     """
     from .runtime import blas
 
     blas.activate()  # before this process first imports mlx.core, or it cannot take effect
     start = time.perf_counter()
-    registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
+    registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry,
+                                                                       allow_pickle_weights or None)
     card_q = _card_quantization(resolved.card)
     if quantize is None and card_q is not None:
         quantize, group_size = card_q.get("bits"), card_q.get("group_size", group_size)
     if quantize is not None and quantize not in QUANT_BITS:
         raise ConfigError(f"quantize={quantize!r}: expected one of {', '.join(map(str, QUANT_BITS))} bits")
     report = None
+    ckpt = open_checkpoint(resolved.path, allow_pickle_weights)
+    ckpt.staging = Path(pickle_staging) if pickle_staging is not None else None
     if check_finite:
-        refuse_non_finite(open_checkpoint(resolved.path))
-    if arch.builtin:
+        refuse_non_finite(ckpt)
+    if arch.builtin and ckpt.pickle_files:
+        from .pickle_loading import load_builtin_pickles
+
+        model = load_builtin_pickles(ckpt, config, strict, dtype)
+    elif arch.builtin:
         model = _load_builtin(resolved.path, strict, overrides, dtype)
     else:
-        model, report = _load_plugin(resolved.path, arch, config, normalised, strict, dtype, registry)
+        model, report = _load_plugin(ckpt, arch, config, normalised, strict, dtype, registry)
+    if ckpt.pickle_files:
+        from .pickle_loading import note_pickles
+
+        note_pickles(ckpt, report)
     check_model_size(model, resolved.path)
     quantization = config.get("quantization") if isinstance(config.get("quantization"), dict) else None
     if quantize is not None:
@@ -261,8 +282,10 @@ def load_model(
     info = LoadInfo(
         path=resolved.path, architecture=arch.name, provider=arch.provider, config=normalised, report=report,
         seconds=time.perf_counter() - start, quantization=quantization, card=resolved.card, raw_config=config,
+        pickle_files=ckpt.pickle_files,
     )
     return (model, info) if return_info else model
+
 
 
 def evaluate(model, path: Path) -> None:
@@ -419,6 +442,25 @@ def _load_builtin(path: Path, strict: bool, overrides: dict, dtype):
     return model
 
 
+def build_mlx_lm(ckpt: Checkpoint, config: dict, name: str):
+    """``(model, tensors)`` for an mlx-lm architecture: its own class and ``sanitize`` (which needs
+    arrays; they stay lazy for safetensors) over the checkpoint's tensors."""
+    from mlx_lm.utils import _get_classes  # mlx-lm's own dispatch
+
+    try:
+        model_class, args_class = _get_classes(config=config)
+        model = model_class(args_class.from_dict(config))
+        tensors = ckpt.tensors()
+        if hasattr(model, "sanitize"):
+            tensors = model.sanitize(tensors)
+    except ZooError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm validates nothing
+        raise CheckpointError(f"{ckpt.path}: mlx-lm could not build model_type {name!r} from config.json: {type(e).__name__}: {e}",
+                              hint="mlx-lm does not validate configs; check config.json against the model's documentation") from None
+    return model, tensors
+
+
 def _mx_dtype(dtype):
     import mlx.core as mx
 
@@ -497,8 +539,7 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
     return tensors, result, rep
 
 
-def _load_plugin(path: Path, arch, config, normalised, strict, dtype, registry):
-    ckpt = open_checkpoint(path)
+def _load_plugin(ckpt: Checkpoint, arch, config, normalised, strict, dtype, registry):
     from .tied_head import untie_if_head_differs
 
     untie_if_head_differs(ckpt, normalised, CONFIG_NOTES)  # a real lm_head is loaded, never dropped
@@ -596,10 +637,13 @@ class Plan:
         return "\n".join(self.lines())
 
 
-def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[Registry] = None) -> Plan:
+def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[Registry] = None,
+         allow_pickle_weights: bool = False) -> Plan:
     """Show what loading would do without reading tensor data (shapes from headers only).
 
     A Hugging Face repo missing from the cache is not downloaded: the plan lists what would be.
+    With ``allow_pickle_weights``, pickle weights are planned from their ``data.pkl`` (shapes only)
+    for plugin architectures; mlx-lm's own ones need the tensors for their ``sanitize``.
     """
     from mlx.utils import tree_flatten
 
@@ -607,25 +651,14 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
     from .sanitize.tensors import describe
 
     start = time.perf_counter()
-    first = resolve_source(source, registry, dry_run=True)
+    first = resolve_source(source, registry, dry_run=True, allow_pickle_weights=allow_pickle_weights)
     if first.download is not None:
         return Plan(None, None, {}, download=first.download)
-    registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry)
-    ckpt = open_checkpoint(resolved.path)
+    registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry,
+                                                                       allow_pickle_weights or None)
+    ckpt = open_checkpoint(resolved.path, allow_pickle_weights)
     if arch.builtin:
-        from mlx_lm.utils import _get_classes  # mlx-lm's own dispatch; its sanitize needs arrays (lazy)
-
-        try:
-            model_class, args_class = _get_classes(config=config)
-            model = model_class(args_class.from_dict(config))
-            tensors = ckpt.tensors()
-            if hasattr(model, "sanitize"):
-                tensors = model.sanitize(tensors)
-        except ZooError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:  # mlx-lm validates nothing
-            raise CheckpointError(f"{resolved.path}: mlx-lm could not build model_type {arch.name!r} from config.json: {type(e).__name__}: {e}",
-                                  hint="mlx-lm does not validate configs; check config.json against the model's documentation") from None
+        model, tensors = build_mlx_lm(ckpt, config, arch.name)
         expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
         rep = report_mod.compare(expected, {k: describe(v) for k, v in tensors.items()}, source=resolved.path, architecture=arch.name)
     else:
@@ -634,6 +667,8 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
         note_unchecked_head(ckpt, normalised, CONFIG_NOTES)
         model = build_model(arch, normalised)
         tensors, _, rep = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="shapes", registry=registry)
+    if ckpt.pickle_files:
+        rep.notes.append(f"{len(ckpt.pickle_files)} PyTorch pickle file(s) would be read with zoo's restricted reader")
     info = LoadInfo(resolved.path, arch.name, arch.provider, normalised, rep, time.perf_counter() - start,
-                    config.get("quantization"), resolved.card, config)
+                    config.get("quantization"), resolved.card, config, pickle_files=ckpt.pickle_files)
     return Plan(info, rep, {k: describe(v) for k, v in tensors.items()})

@@ -27,6 +27,8 @@ def add_load_args(p) -> None:
                    help="read every weight once more and refuse NaN/inf, naming the file and tensor")
     p.add_argument("--refresh", action="store_true",
                    help="ask the Hugging Face Hub for the repo's files again even when the cache is complete")
+    p.add_argument("--allow-pickle-weights", action="store_true",
+                   help="read PyTorch pickle weights (pytorch_model*.bin) with zoo's restricted reader, which admits tensor data only")
 
 
 def add_parser(sub):
@@ -73,7 +75,7 @@ def quiet_transformers(args) -> None:
 def load_options(args) -> dict:
     """Loader options from the CLI. Loading is lazy; :func:`finish_loading` reads the weights."""
     return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype, lazy=True,
-                check_finite=getattr(args, "check_finite", False))
+                check_finite=getattr(args, "check_finite", False), allow_pickle_weights=getattr(args, "allow_pickle_weights", False))
 
 
 def finish_loading(model, info=None) -> None:
@@ -128,6 +130,7 @@ def summary(args, model, info, card) -> dict:
         "load_seconds": round(float(info.seconds), 4),
         "blas": blas.status().as_dict(),
         "report": report.as_dict() if report is not None else None,
+        "pickle_files": [str(p) for p in getattr(info, "pickle_files", [])],
     }
 
 
@@ -187,7 +190,7 @@ def dry_run(args, card) -> int:
     """The loader's plan: resolve, validate and map the weights from safetensors headers only."""
     from .. import loading
 
-    plan = loading.plan(args.model)
+    plan = loading.plan(args.model, allow_pickle_weights=getattr(args, "allow_pickle_weights", False))
     report = plan.report
     if args.json:
         details = {"download": plan.download.as_dict()} if plan.download is not None else plan.info.as_dict()
