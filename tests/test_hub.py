@@ -198,6 +198,14 @@ def test_allowed_pickles_fetch_only_that_folder_and_no_python(server, releases):
     assert sorted(p.name for p in path.iterdir()) == sorted(names)
 
 
+def test_allowed_pickles_load_end_to_end_from_the_hub(server, ref):
+    """The hub fetches the pickle folder and the restricted reader gives the exact weights."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reader announces itself with a ZooWarning
+        model = load_model(f"{LARGE}/Hunyuan-A52B-Instruct", allow_pickle_weights=True, registry=Registry.discover())
+    assert max_diff(model, ref) == 0.0
+
+
 def test_legacy_7b_pickle_repo_is_refused(server):
     with pytest.raises(UnsafeInputError, match="Hunyuan-7B-Instruct-0124: holds only PyTorch pickle weights"):
         hub.resolve(LEGACY_7B)
