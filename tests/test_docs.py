@@ -28,6 +28,7 @@ CALLBACKS = {
     "register_components": _Staging.component,
     "register_sanitize_ops": _Staging.op,
     "register_model_cards": _Staging.card,
+    "register_tokenizers": _Staging.tokenizer,
 }
 
 

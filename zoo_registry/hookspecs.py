@@ -1,4 +1,4 @@
-"""The plugin contract: four hooks, each given a ``register`` callback.
+"""The plugin contract: five hooks, each given a ``register`` callback.
 
 A plugin is a module (or object) with functions decorated by ``zoo_registry.hookimpl`` and named
 exactly as below, published through the ``zoo`` entry-point group of its distribution::
@@ -65,4 +65,24 @@ def register_model_cards(register):
     Call ``register(resource)`` where ``resource`` is ``"package:path/card.yaml"`` or
     ``"package:path/dir"`` (every ``*.yaml`` in it). A card's ``name`` and ``aliases`` must be
     unique across all plugins.
+    """
+
+
+@hookspec
+def register_tokenizers(register):
+    """Register tokenizer builders for the tokenizer classes a plugin's checkpoints declare.
+
+    Call ``register(tokenizer_class, builder, description="")`` once per class name, as written in
+    a checkpoint's ``tokenizer_config.json`` (``tokenizer_class``, or the class of
+    ``auto_map.AutoTokenizer``, e.g. ``"HYTokenizer"``):
+
+    - ``builder``: ``"module:attr"`` naming ``f(folder: pathlib.Path, declared: dict) ->
+      zoo_registry.tokenizer.TiktokenRecipe | None``. ``declared`` is the folder's
+      ``tokenizer_config.json``. The builder reads the folder as data only (it must never import
+      the checkpoint's Python files) and returns the recipe (rank file, split pattern,
+      normalisation, special tokens and their ids, default bos/eos/pad), or ``None`` when the folder
+      lacks the data it needs (zoo then tries transformers' built-in classes).
+
+    zoo converts the recipe once per rank file (cached), applies the folder's chat template and
+    bos/eos/pad, and returns mlx-lm's ``TokenizerWrapper``; no remote-code warning is given.
     """

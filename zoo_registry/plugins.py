@@ -29,7 +29,7 @@ from . import hookspecs
 from .errors import PluginError, ZooError
 
 GROUP = "zoo"
-HOOKS = ("register_architectures", "register_components", "register_sanitize_ops", "register_model_cards")
+HOOKS = ("register_architectures", "register_components", "register_sanitize_ops", "register_model_cards", "register_tokenizers")
 
 
 @dataclass

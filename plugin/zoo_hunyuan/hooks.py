@@ -44,3 +44,8 @@ def register_sanitize_ops(register):
 @hookimpl
 def register_model_cards(register):
     register("zoo_hunyuan:cards")
+
+
+@hookimpl
+def register_tokenizers(register):
+    register("HYTokenizer", "zoo_hunyuan.tokenizer:recipe", "Tencent's tiktoken tokenizer (hy.tiktoken), rebuilt from data without its code")

@@ -32,3 +32,8 @@ def register_sanitize_ops(register):
 @hookimpl
 def register_model_cards(register):
     register("zoo_llama:cards")
+
+
+@hookimpl
+def register_tokenizers(register):
+    register("QWenTokenizer", "zoo_llama.tokenizer:qwen_recipe", "Qwen (v1)'s tiktoken tokenizer, from qwen.tiktoken")
