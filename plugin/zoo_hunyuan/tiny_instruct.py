@@ -37,35 +37,25 @@ from typing import Callable, Dict, List, Optional, Tuple
 #: Bump when the generated files change, so cached copies made by older code are not reused.
 GENERATOR_VERSION = 1
 
-CONFIG: Dict = {
-    "architectures": ["HunYuanMoEV1ForCausalLM"],
-    "model_type": "hunyuan",
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "moe_intermediate_size": [128] * 4,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "attention_head_dim": 16,
-    "attention_bias": False,
-    "mlp_bias": False,
-    "hidden_act": "silu",
-    "num_experts": 4,
-    "moe_topk": [2] * 4,  # A13B: 8 of 64, renormalised
-    "norm_topk_prob": True,
-    "num_shared_expert": [1] * 4,
-    "use_mixed_mlp_moe": True,
-    "use_qk_norm": True,
-    "use_cla": False,
-    "cla_share_factor": 2,
-    "rms_norm_eps": 1e-5,
-    "rope_theta": 10000.0,
-    "rope_scaling": {"type": "dynamic", "alpha": 1000.0, "factor": 1.0},
-    "max_position_embeddings": 4096,
-    "tie_word_embeddings": True,
-    "initializer_range": 0.02,
-    "torch_dtype": "float32",
-}
+def _config() -> Dict:
+    from .tiny import CONFIG as LARGE_TINY  # same scale; the A13B differences below
+
+    cfg = {k: v for k, v in LARGE_TINY.items() if k not in ("moe_topk", "num_shared_expert")}
+    layers = cfg["num_hidden_layers"]
+    cfg.update(
+        architectures=["HunYuanMoEV1ForCausalLM"],
+        attention_head_dim=cfg["hidden_size"] // cfg["num_attention_heads"],
+        moe_intermediate_size=[cfg["intermediate_size"]] * layers,
+        moe_topk=[2] * layers,  # A13B: 8 of 64, renormalised
+        norm_topk_prob=True,
+        num_shared_expert=[1] * layers,
+        use_cla=False,
+        max_position_embeddings=4096,
+    )
+    return cfg
+
+
+CONFIG: Dict = _config()
 
 #: How many merges the tiny rank file learns (on top of the 256 single bytes).
 MERGES = 300
@@ -207,14 +197,13 @@ def generate(folder, seed: int = 0, progress: Optional[Callable[[int, int, str],
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         write_files(tmp, seed, report)
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "config.json").is_file():  # not a concurrent winner: a real failure
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-        report(3, 3, "done")
+        os.rename(tmp, folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (folder / "config.json").is_file():  # else another process won the race: keep its folder
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    report(3, 3, "done")
     return folder
