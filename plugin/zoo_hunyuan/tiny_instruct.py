@@ -120,15 +120,34 @@ def train_ranks(texts: List[str], merges: int = MERGES) -> Dict[bytes, int]:
                     i += 1
             merged[tuple(out)] += n
         words = merged
+    for token in FORCED:
+        _ensure(ranks, token.encode("utf-8"))
     return ranks
 
 
-def _bigram_counts(tok, vocab: int):
+#: Pieces of the reply format made single tokens, so tags come out whole.
+FORCED = ("<think", "</", "<answer", ">\n", "think", "answer", ">")
+
+
+def _ensure(ranks: Dict[bytes, int], token: bytes) -> None:
+    """Give ``token`` a rank if it has none: BPE it with the ranks so far, then merge left to right."""
+    parts = [token[i : i + 1] for i in range(len(token))]
+    while len(parts) > 1:
+        pairs = [(ranks.get(a + b), i) for i, (a, b) in enumerate(zip(parts, parts[1:])) if a + b in ranks]
+        if not pairs:
+            break
+        _, i = min(pairs)
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+    while len(parts) > 1:
+        parts[:2] = [parts[0] + parts[1]]
+        ranks.setdefault(parts[0], len(ranks))
+
+
+def _bigram_counts(sequences, vocab: int):
     import numpy as np
 
     counts = np.zeros((vocab, vocab))
-    for dialogue in DIALOGUES:
-        ids = tok.encode(render(*dialogue)).ids
+    for ids in sequences:
         for a, b in zip(ids, ids[1:]):
             counts[a, b] += 1
     return counts
@@ -175,7 +194,9 @@ def write_files(tmp: Path, seed: int, report) -> None:
                eod_token_id=ids["<|extra_5|>"], pad_token_id=ids["<|pad|>"], pad_id=ids["<|pad|>"], sep_token_id=ids["<|extra_0|>"])
     shaped = dict(cfg, moe_topk=2, num_shared_expert=1)
     weights = tiny.make_weights(shaped, seed)
-    weights = tiny.shape_weights(weights, shaped, None, seed, counts=_bigram_counts(tok, vocab), only_seen=True,
+    sequences = [tok.encode(render(*d)).ids for d in DIALOGUES]
+    counts = _bigram_counts(sequences, vocab)
+    weights = tiny.shape_weights(weights, shaped, None, seed, counts=counts, only_seen=True,
                                  progress=lambda i, n: report(1 + i / n, 3, "fitting bigrams"))
     save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     report(2, 3, "writing config")
