@@ -7,7 +7,8 @@
   mlx-lm's streaming detokenizer table), beside mlx-lm's own loader reading the same vocabulary
   from a plain ``tokenizer.json`` folder (imports excluded from both);
 - **encode**: the same text through zoo's tokenizer (Hugging Face ``tokenizers``) and through
-  tiktoken configured as Tencent's HYTokenizer (the reference implementation), as a ratio.
+  tiktoken configured as Tencent's HYTokenizer (the reference implementation), as a ratio, for a
+  chat-sized prompt and a long document (``tokenizers``' regex split slows down on long inputs).
 
     nice python benchmarks/bench_tokenizer.py --rank-file ../shared/data/hunyuan/a13b/hy.tiktoken --rounds 3
 """
@@ -65,14 +66,16 @@ def encode_speed(folder: Path, cache: Path, rank_file: Path) -> dict:
     ranks = {base64.b64decode(t): int(r) for t, r in (l.split() for l in rank_file.read_bytes().splitlines() if l.strip())}
     enc = tiktoken.Encoding("HunYuan", pat_str=PATTERN, mergeable_ranks=ranks,
                             special_tokens={s: len(ranks) + i for i, s in enumerate(special_tokens())})
-    text = ("The quick brown fox jumps over the lazy dog. 混元大模型支持中文。 def f(x): return x ** 2\n" * 2000)
+    line = "The quick brown fox jumps over the lazy dog. 混元大模型支持中文。 def f(x): return x ** 2\n"
     best = {}
-    for name, f in (("zoo (tokenizers)", lambda: tok.encode(text, add_special_tokens=False)),
-                    ("tiktoken (Tencent's)", lambda: enc.encode(unicodedata.normalize("NFC", text), allowed_special="all"))):
-        ts = []
-        for _ in range(5):
-            t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-        best[name] = len(text) / min(ts) / 1e6
+    for repeat in (20, 2000):  # a chat prompt (~1.7K chars) and a long document (~170K chars)
+        text = line * repeat
+        for name, f in (("zoo (tokenizers)", lambda: tok.encode(text, add_special_tokens=False)),
+                        ("tiktoken (Tencent's)", lambda: enc.encode(unicodedata.normalize("NFC", text), allowed_special="all"))):
+            ts = []
+            for _ in range(5):
+                t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+            best[name, len(text)] = len(text) / min(ts) / 1e6
     return best
 
 
@@ -102,10 +105,9 @@ def main():
     print(f"mlx-lm loading the same vocabulary from a tokenizer.json: {ref:.2f} s "
           f"(zoo cached / mlx-lm: {med(cached, 'load_tokenizer') / ref:.2f}x)")
     speed = encode_speed(folder, work / "cache0", args.rank_file)
-    for name, mb in speed.items():
-        print(f"encode {name}: {mb:.2f} M chars/s")
-    zoo, ref = speed["zoo (tokenizers)"], speed["tiktoken (Tencent's)"]
-    print(f"ratio zoo / tiktoken: {zoo / ref:.2f}x")
+    for size in sorted({n for _, n in speed}):
+        zoo, ref = speed["zoo (tokenizers)", size], speed["tiktoken (Tencent's)", size]
+        print(f"encode {size} chars: zoo {zoo:.2f} M chars/s, tiktoken {ref:.2f} M chars/s, zoo / tiktoken {zoo / ref:.2f}x")
     shutil.rmtree(work, ignore_errors=True)
 
 

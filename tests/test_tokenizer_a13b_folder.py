@@ -91,3 +91,14 @@ def test_generates_tokens_from_a_chat_prompt(loaded):
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "你好"}], add_generation_prompt=True, enable_thinking=False)
     text = generate(model, tokenizer, prompt, max_tokens=8)
     assert isinstance(text, str) and len(text) > 0
+
+
+def test_zoo_generate_streams_text_from_the_folder(a13b_repo, loaded, zoo):
+    import os
+
+    with shared_cache() as cache:  # the tokenizer conversion made by `loaded` is reused
+        env = dict(os.environ, ZOO_CACHE_DIR=str(cache), ZOO_PROGRESS="0")
+    out = zoo("generate", a13b_repo, "--prompt", "Hello", "--max-tokens", "8", env=env, check=0, timeout=300)
+    assert out.stdout.strip()
+    assert "remote code" not in out.stderr and "auto_map" not in out.stderr
+    assert not (a13b_repo / "IMPORTED").exists()
