@@ -180,3 +180,28 @@ def test_folder_without_rank_file_falls_back_and_is_refused_without_running_code
     with shared_cache(), pytest.raises(UnsafeInputError, match="needs the checkpoint's own Python code"):
         load_tok(folder)
     assert not (folder / "IMPORTED").exists()
+
+
+def test_another_tiktoken_family_plugs_in_the_same_way(tmp_path):
+    """The example plugin registers Qwen (v1)'s QWenTokenizer: specials <|endoftext|>, <|im_start|>,
+    <|im_end|>, <|extra_0..204|> after the ranks (tokenization_qwen.py, huggingface.co/Qwen/Qwen-7B)."""
+    import tiktoken
+
+    pytest.importorskip("zoo_llama", reason="the example plugin is installed by CI (pip install ./examples/zoo-llama)")
+    from zoo_registry.tokenizer.ranks import write_ranks
+
+    from tokenizer_oracle import oracle_ranks
+
+    folder = tmp_path / "qwen"
+    folder.mkdir()
+    ranks = {bytes([b]): b for b in range(256)}
+    ranks.update({b"Qw": 256, b"Qwen": 257, b" Qwen": 258, b"en": 259})
+    write_ranks(ranks, folder / "qwen.tiktoken")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["tokenization_qwen.QWenTokenizer", None]}}))
+    tok = load_tok(folder)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] + [f"<|extra_{i}|>" for i in range(205)]
+    ref = tiktoken.Encoding("qwen", pat_str=TENCENT_PAT_STR, mergeable_ranks=oracle_ranks(folder / "qwen.tiktoken"),
+                            special_tokens={s: len(ranks) + i for i, s in enumerate(specials)})
+    text = "<|im_start|>user\nQwen 123 Qwen<|im_end|><|extra_204|>"
+    assert tok.encode(text) == ref.encode(text, allowed_special="all")
+    assert tok.eos_token == "<|endoftext|>"
