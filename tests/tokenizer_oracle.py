@@ -9,10 +9,12 @@ from the rank count (127957) in the order endoftext, startoftext, bos, eos, pad,
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import os
 import random
+import shutil
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -64,6 +66,7 @@ class Oracle:
 
 
 _CACHE = Path(tempfile.mkdtemp(prefix="zoo-test-tokenizers-"))  # one per test process: the 128K conversion is paid once
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @contextlib.contextmanager
@@ -82,7 +85,6 @@ def shared_cache():
 def hunyuan_folder(folder: Path, rank_file: Path, tokenizer_config: dict, config: dict | None = None) -> Path:
     """A folder holding what a HunYuan release ships for its tokenizer (and a booby-trapped code file)."""
     import json
-    import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(rank_file, folder / "hy.tiktoken")
