@@ -29,6 +29,7 @@ CALLBACKS = {
     "register_sanitize_ops": _Staging.op,
     "register_model_cards": _Staging.card,
     "register_output_parsers": _Staging.output_parser,
+    "register_tokenizers": _Staging.tokenizer,
 }
 
 

@@ -88,7 +88,7 @@ def test_zoo_list_shows_the_plugin_architecture_and_cards(zoo, isolated_home):
     assert plugins["zoo-llama"]["status"] == "loaded", plugins["zoo-llama"]["error"]
     assert plugins["zoo-llama"]["distribution"] == "zoo-llama"
     assert plugins["zoo-llama"]["hooks"] == ["register_architectures", "register_components", "register_model_cards",
-                                             "register_output_parsers", "register_sanitize_ops"]
+                                             "register_output_parsers", "register_sanitize_ops", "register_tokenizers"]
     text = zoo("list", "zoo_llama", check=0).stdout
     assert "zoo_llama" in text and "zoo-llama" in text
 

@@ -17,7 +17,7 @@ def plugin(**hooks):
 def test_every_hookspec_has_a_docstring_contract_and_a_test():
     specs = [n for n, f in vars(hookspecs).items() if inspect.isfunction(f) and n.startswith("register_")]
     assert sorted(specs) == ["register_architectures", "register_components", "register_model_cards", "register_output_parsers",
-                             "register_sanitize_ops"]
+                             "register_sanitize_ops", "register_tokenizers"]
     tests = {n for n in globals() if n.startswith("test_hook_")}
     for name in specs:
         assert len(inspect.getdoc(getattr(hookspecs, name))) > 80, name
@@ -105,6 +105,40 @@ def test_hook_register_output_parsers(zoo_empty_registry):
 
     bad = zoo_empty_registry.register(plugin(register_output_parsers=not_lazy), name="eager")
     assert bad.status == "failed" and "lazy reference" in bad.error
+
+
+def test_hook_register_tokenizers(zoo_empty_registry, tmp_path, monkeypatch):
+    import json
+
+    from zoo_registry.errors import DuplicateNameError
+    from zoo_registry.loading import load_tokenizer
+    from zoo_registry.tokenizer.ranks import write_ranks
+
+    def register_tokenizers(register):
+        register("ToyTokenizer", "zoo_hunyuan.tokenizer:recipe", "HunYuan's recipe under another class name")
+
+    info = zoo_empty_registry.register(plugin(register_tokenizers=register_tokenizers), name="toy")
+    assert info.status == "loaded", info.error
+    entry = zoo_empty_registry.tokenizer("ToyTokenizer")
+    assert (entry.provider, entry.target) == ("toy", "zoo_hunyuan.tokenizer:recipe")
+    with pytest.raises(UnknownNameError, match="did you mean 'ToyTokenizer'"):
+        zoo_empty_registry.tokenizer("ToyTokeniser")
+
+    def register_again(register):
+        register("ToyTokenizer", "zoo_hunyuan.tokenizer:recipe")
+
+    other = zoo_empty_registry.register(plugin(register_tokenizers=register_again), name="other")
+    assert other.status == "failed"
+    assert other.error == "tokenizer 'ToyTokenizer' is registered by both plugin 'toy' and plugin 'other'"
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    ranks = {bytes([b]): b for b in range(256)}
+    ranks.update({b"ab": 256, b"abc": 257})
+    write_ranks(ranks, tmp_path / "hy.tiktoken")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"auto_map": {"AutoTokenizer": ["tokenization_toy.ToyTokenizer", None]}}))
+    tok = load_tokenizer(tmp_path, registry=zoo_empty_registry)
+    assert tok.encode("abc ab<|eos|>") == [257, 32, 256, 258 + 3]  # specials follow the ranks: <|eos|> is the 4th
+    assert isinstance(other.exception, DuplicateNameError)
 
 
 def test_fixture_restores_the_previous_registry(zoo_registry):

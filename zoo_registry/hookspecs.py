@@ -84,3 +84,23 @@ def register_output_parsers(register):
 
     It must not import MLX.
     """
+
+
+@hookspec
+def register_tokenizers(register):
+    """Register tokenizer builders for the tokenizer classes a plugin's checkpoints declare.
+
+    Call ``register(tokenizer_class, builder, description="")`` once per class name, as written in
+    a checkpoint's ``tokenizer_config.json`` (``tokenizer_class``, or the class of
+    ``auto_map.AutoTokenizer``, e.g. ``"HYTokenizer"``):
+
+    - ``builder``: ``"module:attr"`` naming ``f(folder: pathlib.Path, declared: dict) ->
+      zoo_registry.tokenizer.TiktokenRecipe | None``. ``declared`` is the folder's
+      ``tokenizer_config.json``. The builder reads the folder as data only (it must never import
+      the checkpoint's Python files) and returns the recipe (rank file, split pattern,
+      normalisation, special tokens and their ids, default bos/eos/pad), or ``None`` when the folder
+      lacks the data it needs (zoo then tries transformers' built-in classes).
+
+    zoo converts the recipe once per rank file (cached), applies the folder's chat template and
+    bos/eos/pad, and returns mlx-lm's ``TokenizerWrapper``; no remote-code warning is given.
+    """

@@ -17,9 +17,10 @@ Pipeline for a plugin architecture (``load_model``):
 
 Nothing from the checkpoint folder is ever executed: ``model_file`` and an ``auto_map`` that would
 be needed are refused, pickles are refused unless ``allow_pickle_weights`` (then read by the
-restricted reader of :mod:`.torch_pickle`, which runs no code), and the tokenizer is loaded with
-``trust_remote_code=False`` (a tokenizer ``auto_map`` is ignored with a warning, or refused when
-the tokenizer cannot load without it). Errors raised deep inside MLX or transformers while
+restricted reader of :mod:`.torch_pickle`, which runs no code), and the tokenizer is loaded by
+:mod:`.tokenizer` (a tokenizer class a plugin registered is built from the folder's data files;
+otherwise ``trust_remote_code=False``, and an ``auto_map`` is ignored with a warning, or refused
+when the tokenizer cannot load without it). Errors raised deep inside MLX or transformers while
 reading a checkpoint are translated here into :class:`CheckpointError` naming the folder.
 
 mlx-lm's own architectures are delegated to ``mlx_lm.utils.load_model`` (its hand-written
@@ -52,6 +53,7 @@ from .errors import (
 from .files import describe_missing, read_json
 from .registry import Architecture, Registry, get_registry
 from .resources import import_target, resource_path
+from .tokenizer.loader import load_tokenizer  # noqa: F401 - moved to .tokenizer; importable from here as before
 
 # MoE routers keep full precision when quantizing: a few KB each, and near-tie routing flips
 # otherwise (HunYuan's router is ``mlp.gate.wg``; mlx-lm models name theirs ``mlp.gate``).
@@ -353,63 +355,6 @@ def refuse_non_finite_parameters(model, path: Path, dtype=None, quantize=None) -
             )
 
 
-def _tokenizer_auto_map(folder: Path) -> Tuple[Optional[str], Any]:
-    """``(file, auto_map)`` of the folder's tokenizer_config.json, or ``(None, None)``."""
-    file = folder / "tokenizer_config.json"
-    if not file.is_file():
-        return None, None
-    data = read_json(file, "tokenizer config")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}::$: a tokenizer config must be a JSON object, got {type(data).__name__}")
-    auto_map = data.get("auto_map")
-    if isinstance(auto_map, dict):
-        auto_map = auto_map.get("AutoTokenizer")
-    return str(file), auto_map
-
-
-def load_tokenizer(folder: Path, tokenizer_config: Optional[dict] = None, eos=None):
-    """mlx-lm's tokenizer for ``folder``, never running code shipped in the folder.
-
-    ``trust_remote_code`` is forced to ``False`` (transformers would otherwise ask on the terminal
-    and, on "y", import the folder's Python files). A tokenizer ``auto_map`` is ignored with a
-    :class:`ZooWarning` when transformers' own classes can load the tokenizer, and refused with
-    :class:`UnsafeInputError` when they cannot.
-    """
-    from mlx_lm.utils import load_tokenizer as mlx_load_tokenizer
-
-    extra = dict(tokenizer_config or {})
-    if extra.get("trust_remote_code"):
-        raise UnsafeInputError(
-            "tokenizer_config={'trust_remote_code': True}: zoo never runs code shipped with a checkpoint",
-            hint="drop trust_remote_code; use a tokenizer that transformers can load without custom code",
-        )
-    extra["trust_remote_code"] = False
-    file, auto_map = _tokenizer_auto_map(folder)
-    try:
-        tokenizer = mlx_load_tokenizer(folder, extra, eos_token_ids=eos)
-    except ZooError:
-        raise
-    except Exception as e:  # noqa: BLE001 - transformers/tokenizers raise many types for a bad tokenizer
-        if auto_map and ("custom code" in str(e) or "trust_remote_code" in str(e)):
-            raise UnsafeInputError(
-                f"{file}::$.auto_map: the tokenizer needs the checkpoint's own Python code ({_short_ref(auto_map)}), which zoo never runs",
-                hint="convert the tokenizer to tokenizer.json on a machine you trust (e.g. AutoTokenizer.from_pretrained(dir, "
-                "trust_remote_code=True).save_pretrained(out)), or use a checkpoint that ships one",
-            ) from None
-        raise CheckpointError(f"{folder}: cannot load the tokenizer: {type(e).__name__}: {e}",
-                              hint="the folder needs a tokenizer.json (or tokenizer.model) and tokenizer_config.json") from None
-    if auto_map:
-        warnings.warn(f"{file}::$.auto_map: ignored; zoo never runs the checkpoint's tokenizer code ({_short_ref(auto_map)}), "
-                      "so transformers' built-in tokenizer classes were used", ZooWarning, stacklevel=3)
-    return tokenizer
-
-
-def _short_ref(auto_map) -> str:
-    if isinstance(auto_map, (list, tuple)):
-        auto_map = next((a for a in auto_map if a), None)
-    return str(auto_map)
-
-
 def load(source, *, tokenizer_config: Optional[dict] = None, return_info: bool = False, **kwargs):
     """``(model, tokenizer)`` like ``mlx_lm.load`` (plus ``info`` with ``return_info=True``)."""
     model, info = load_model(source, return_info=True, **kwargs)
@@ -420,7 +365,7 @@ def load(source, *, tokenizer_config: Optional[dict] = None, return_info: bool =
             eos = read_json(gen, "generation config").get("eos_token_id") or eos
         except (ConfigError, AttributeError):
             pass
-    tokenizer = load_tokenizer(info.path, tokenizer_config, eos)
+    tokenizer = load_tokenizer(info.path, tokenizer_config, eos, registry=kwargs.get("registry"))
     return (model, tokenizer, info) if return_info else (model, tokenizer)
 
 

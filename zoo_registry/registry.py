@@ -1,4 +1,5 @@
-"""What the plugins registered: architectures, components, sanitize ops, model cards, output parsers.
+"""What the plugins registered: architectures, components, sanitize ops, model cards, output parsers
+and tokenizers.
 
 The registry is built once per process from the ``zoo`` entry points (see :mod:`.plugins`) plus
 mlx-lm's own architectures as a built-in provider of lower precedence. Everything is kept as
@@ -118,6 +119,7 @@ class _Staging:
         self.ops: List[Named] = []
         self.cards: List[CardSource] = []
         self.parsers: List[OutputParser] = []
+        self.tokenizers: List[Named] = []
 
     def _where(self, hook):
         return f"plugin {self.plugin!r} ({hook})"
@@ -151,6 +153,9 @@ class _Staging:
 
     def op(self, name, target, description=""):
         self._named("sanitize op", "register_sanitize_ops", self.ops, name, target, description)
+
+    def tokenizer(self, tokenizer_class, builder, description=""):
+        self._named("tokenizer", "register_tokenizers", self.tokenizers, tokenizer_class, builder, description)
 
     def card(self, resource):
         where = self._where("register_model_cards")
@@ -219,6 +224,7 @@ class Registry:
         self.ops: Dict[str, Named] = {}
         self.output_parsers: Dict[str, OutputParser] = {}
         self._parser_for: Dict[str, str] = {}  # model_type -> output parser name
+        self.tokenizers: Dict[str, Named] = {}  # by tokenizer class name
         self.plugin_cards: list = []  # cards.Card, parsed once when their plugin registered them
         self._card_owners: Dict[str, Tuple[str, str]] = {}  # plugin card name/alias -> (plugin, file name)
         self._builtins: Optional[Dict[str, Architecture]] = None
@@ -257,6 +263,7 @@ class Registry:
             _plugins.call_hook(pm, "register_sanitize_ops", info.name, stage.op)
             _plugins.call_hook(pm, "register_model_cards", info.name, stage.card)
             _plugins.call_hook(pm, "register_output_parsers", info.name, stage.output_parser)
+            _plugins.call_hook(pm, "register_tokenizers", info.name, stage.tokenizer)
             self._merge(stage)
         except BaseException as e:  # noqa: BLE001 - a hook may raise anything
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
@@ -284,7 +291,8 @@ class Registry:
                 if key in new_arch:
                     raise owner("architecture", key, stage.plugin)
                 new_arch[key] = arch
-        for kind, bucket, items in (("component", self.components, stage.components), ("sanitize op", self.ops, stage.ops)):
+        for kind, bucket, items in (("component", self.components, stage.components), ("sanitize op", self.ops, stage.ops),
+                                    ("tokenizer", self.tokenizers, stage.tokenizers)):
             seen = set()
             for item in items:
                 if item.name in bucket or item.name in seen:
@@ -322,6 +330,7 @@ class Registry:
         self.ops.update({o.name: o for o in stage.ops})
         self.output_parsers.update({p.name: p for p in stage.parsers})
         self._parser_for.update(parser_for)
+        self.tokenizers.update({t.name: t for t in stage.tokenizers})
         self.plugin_cards.extend(parsed)
         self._cards = None
 
@@ -384,6 +393,12 @@ class Registry:
             if name in self._parser_for:
                 return self.output_parsers[self._parser_for[name]]
         return None
+
+    def tokenizer(self, name: str) -> Named:
+        """The builder registered for tokenizer class ``name``."""
+        if name not in self.tokenizers:
+            raise UnknownNameError(f"no plugin registered a tokenizer {name!r}{did_you_mean(name, self.tokenizers)}")
+        return self.tokenizers[name]
 
     # -- cards --------------------------------------------------------------------------------
     def cards(self):

@@ -54,3 +54,8 @@ def register_output_parsers(register):
         architectures=("hunyuan", "hunyuan_v1_dense"),
         description="<think>…</think> reasoning, <answer>…</answer> wrapper, <tool_calls>[…]</tool_calls>",
     )
+
+
+@hookimpl
+def register_tokenizers(register):
+    register("HYTokenizer", "zoo_hunyuan.tokenizer:recipe", "Tencent's tiktoken tokenizer (hy.tiktoken), rebuilt from data without its code")

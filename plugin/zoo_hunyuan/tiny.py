@@ -242,7 +242,7 @@ def fit_bigram(counts, hidden: int, seed: int, steps: int = FIT_STEPS, progress=
     return X / np.linalg.norm(X, axis=1, keepdims=True), P
 
 
-def shape_weights(w: Dict, cfg: Dict, tok, seed: int, progress=None) -> Dict:
+def shape_weights(w: Dict, cfg: Dict, tok, seed: int, progress=None, counts=None, only_seen: bool = False) -> Dict:
     """Make the random model speak its training text's bigrams instead of noise.
 
     The mechanism uses only the architecture's own parts, so every block still runs:
@@ -255,13 +255,25 @@ def shape_weights(w: Dict, cfg: Dict, tok, seed: int, progress=None) -> Dict:
     - the final norm weight rescales the logits to the fitted scale;
     - every other block (attention, experts, the other shared MLPs) keeps random weights whose
       output is scaled by :data:`BLOCK_SCALE`, so they perturb but do not drown the bigram path.
+
+    ``counts`` (V × V token-pair counts) defaults to :func:`bigram_counts` of ``tok`` on :data:`TEXT`.
+    With ``only_seen`` the fit runs over the tokens that occur in ``counts`` only (the cost grows
+    with V²); the others get the direction that scores lowest on average, so they are rarely drawn.
     """
     import numpy as np
 
     H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
-    counts = bigram_counts(tok)
-    counts += 0.02 / V * counts.sum(1, keepdims=True).clip(1)  # light smoothing
-    xh, P = fit_bigram(counts, H, seed, progress=progress)
+    counts = bigram_counts(tok) if counts is None else np.array(counts, dtype=np.float64)
+    keep = (counts.sum(0) + counts.sum(1) > 0) if only_seen else np.ones(V, dtype=bool)
+    if only_seen:
+        counts = counts[keep][:, keep]
+    counts += 0.02 / counts.shape[0] * counts.sum(1, keepdims=True).clip(1)  # light smoothing
+    fitted, P = fit_bigram(counts, H, seed, progress=progress)
+    xh = np.empty((V, H - 1))
+    xh[keep] = fitted
+    if not keep.all():  # unseen tokens: minus the mean context direction
+        mean = (np.concatenate([np.ones((len(fitted), 1)), fitted], 1) @ P)[:, 1:].mean(0)
+        xh[~keep] = -mean / np.linalg.norm(mean)
     e = np.concatenate([np.ones((V, 1)), xh], 1)  # ẽ: [V, H]
     s = np.sqrt(H / 2.0)  # rms of every embedding row = 1
     c = np.sqrt(H / 2.0)  # RMSNorm(s·ẽ) = c·ẽ, since ||ẽ|| = sqrt(2)
@@ -278,7 +290,7 @@ def shape_weights(w: Dict, cfg: Dict, tok, seed: int, progress=None) -> Dict:
     w[p + "gate_proj.weight"], w[p + "up_proj.weight"], w[p + "down_proj.weight"] = gate, up, down
     w["model.embed_tokens.weight"] = s * e
     seen = counts.sum(1) > 1
-    h_norm = np.median(np.linalg.norm(e[seen] @ P, axis=1))  # ||P^T ẽ_t||
+    h_norm = np.median(np.linalg.norm(e[keep][seen] @ P, axis=1))  # ||P^T ẽ_t||
     w["model.norm.weight"] = np.full((H,), h_norm / (np.sqrt(H) * s))  # logits ≈ ẽ_t P ẽ_s
     for key in list(w):
         if key.endswith(("self_attn.o_proj.weight", "down_proj.weight")) and not key.startswith(p):

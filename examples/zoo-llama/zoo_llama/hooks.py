@@ -38,3 +38,8 @@ def register_model_cards(register):
 def register_output_parsers(register):
     register("zoo_llama_think", "zoo_llama.chat:OUTPUT_FORMAT", architectures=("zoo_llama",),
              description="DeepSeek-R1 distills reason in <think>…</think> before the answer")
+
+
+@hookimpl
+def register_tokenizers(register):
+    register("QWenTokenizer", "zoo_llama.tokenizer:qwen_recipe", "Qwen (v1)'s tiktoken tokenizer, from qwen.tiktoken")
