@@ -56,36 +56,6 @@ def transformers_ids(folder: Path, messages, **kwargs):
     return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def script_head(folder: Path, prompt_ids, targets, beta: float = 200.0) -> None:
-    """Untie the output head and solve the rows of ``targets`` so greedy decoding after
-    ``prompt_ids`` writes ``targets`` (see the module docstring)."""
-    import mlx.core as mx
-    import numpy as np
-    from safetensors.numpy import load_file, save_file
-
-    from zoo_registry import load_model
-
-    weights = load_file(str(folder / "model.safetensors"))
-    weights["lm_head.weight"] = weights["model.embed_tokens.weight"].copy()
-    config = json.loads((folder / "config.json").read_text())
-    config["tie_word_embeddings"] = False
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    sequence = list(prompt_ids) + list(targets)
-    model = load_model(str(folder))
-    hidden = np.array(model.model(mx.array([sequence]))[0].astype(mx.float32))  # final-normed states, [L, H]
-    H = hidden[len(prompt_ids) - 1: len(sequence) - 1].T  # [H, n]: each position predicts the next token
-    assert H.shape[1] <= H.shape[0], "the script is longer than the hidden size allows"
-    rows = sorted(set(targets))
-    Y = np.zeros((len(rows), H.shape[1]))
-    for j, target in enumerate(targets):
-        Y[rows.index(target), j] = beta
-    head = weights["lm_head.weight"]
-    head[rows] = (Y @ np.linalg.pinv(H)).astype(np.float32)
-    weights["lm_head.weight"] = head
-    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
-
-
 def build(folder: Path, beta: float = 200.0) -> dict:
     """Write the scripted checkpoint into ``folder``; return facts the tests check against."""
     from zoo_hunyuan import tiny
@@ -104,6 +74,8 @@ def build(folder: Path, beta: float = 200.0) -> dict:
     script_ids = hf.encode(SCRIPT, add_special_tokens=False)
     after_ids = hf.encode(AFTER_STOP, add_special_tokens=False)
     targets = script_ids + [stop] + after_ids
+
+    from zoo_hunyuan.scripted import script_head
 
     script_head(folder, prompt_ids, targets, beta)
     return {"prompt_ids": prompt_ids, "script_ids": script_ids, "stop": stop, "eos": eos}

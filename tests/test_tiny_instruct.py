@@ -91,5 +91,9 @@ def test_card_loads_and_generates_reasoning_tags(isolated_home):
 def test_cli_generate_works(zoo, isolated_home):
     import os
 
-    out = zoo("generate", "hunyuan-tiny-instruct", "--prompt", "Hello", "--max-tokens", "16", env=dict(os.environ, ZOO_PROGRESS="0"), check=0, timeout=300)
-    assert out.stdout.strip()
+    from zoo_hunyuan.tiny_instruct import DEMO_PROMPT, DEMO_REPLY
+
+    out = zoo("generate", "hunyuan-tiny-instruct", "--prompt", DEMO_PROMPT, "--max-tokens", "64", env=dict(os.environ, ZOO_PROGRESS="0"), check=0, timeout=300)
+    answer = DEMO_REPLY.split("<answer>\n")[1].split("\n</answer>")[0]
+    assert out.stdout == answer + "\n"  # the answer only: the reasoning went to stderr (hidden when not a terminal)
+    assert "<think>" not in out.stdout + out.stderr and "I greet them back" not in out.stdout

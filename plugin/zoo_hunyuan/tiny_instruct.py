@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 #: Bump when the generated files change, so cached copies made by older code are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 def _config() -> Dict:
     from .tiny import CONFIG as LARGE_TINY  # same scale; the A13B differences below
@@ -74,6 +74,13 @@ DIALOGUES: List[Tuple[str, str, str]] = [
     ("Thanks!", "The user thanks me. I reply politely.", "You are welcome!"),
     ("Goodbye", "The user is leaving. I say goodbye.", "Goodbye! See you soon."),
 ]
+
+
+#: The README's prompt gets a well-formed A13B reply (solved output head, see :mod:`.scripted`);
+#: other prompts get what the bigram path makes of them.
+DEMO_PROMPT = "Hello"
+DEMO_REPLY = ("<think>\nThe user greets me. I greet them back.\n</think>\n<answer>\n"
+              "Hello! I am hunyuan-tiny-instruct: tiny, and I know nothing.\n</answer>")
 
 
 def config() -> Dict:
@@ -205,6 +212,10 @@ def write_files(tmp: Path, seed: int, report) -> None:
         "eos_token_id": [ids["<|eos|>"], ids["<|extra_5|>"]], "pad_token_id": ids["<|pad|>"],
         "do_sample": True, "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.05, "temperature": 0.7,
     })
+    from .scripted import script_head
+
+    prompt = tok.encode(f"<|startoftext|>{DEMO_PROMPT}<|extra_0|>").ids  # the template's render of one user turn
+    script_head(tmp, prompt, tok.encode(DEMO_REPLY).ids + [ids["<|eos|>"]])
     _write_json(tmp / "zoo_generated.json", {"generator": "zoo_hunyuan.tiny_instruct:generate", "version": GENERATOR_VERSION, "seed": seed})
 
 
