@@ -226,6 +226,10 @@ def load_model(
         model, report = _load_plugin(resolved.path, arch, config, normalised, strict, dtype, registry)
     check_model_size(model, resolved.path)
     quantization = config.get("quantization") if isinstance(config.get("quantization"), dict) else None
+    if quantization is None and report is not None:  # e.g. GPTQ layers converted exactly to MLX affine
+        from .quantized_checkpoints import model_quantization
+
+        quantization = model_quantization(model)
     if quantize is not None:
         if quantization is not None:
             raise ConfigError(f"{resolved.path}: the checkpoint is already quantized ({quantization.get('bits')} bits); cannot quantize it again")
@@ -441,25 +445,33 @@ def build_model(arch: Architecture, normalised: dict):
     return model
 
 
-def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kind: str, registry=None):
+def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kind: str, registry=None, dtype=None):
     """Sanitize the checkpoint's tensors and make ``model`` quantized where they are.
 
     Returns ``(tensors, engine result, report)``. ``xp_kind`` is ``"mlx"`` (real lazy arrays) or
-    ``"shapes"`` (headers only, for :func:`plan`).
+    ``"shapes"`` (headers only, for :func:`plan`). FP8 and GPTQ checkpoints
+    (:mod:`.quantized_checkpoints`) are converted by the rules; ``dtype`` is what dequantized
+    weights become (default: the checkpoint's ``torch_dtype``).
     """
     from mlx.utils import tree_flatten
 
+    from . import quantized_checkpoints as qc
     from .sanitize import engine, report as report_mod
     from .sanitize.tensors import SHAPES, describe, mlx_backend
 
     check_index(ckpt)
     tensors = ckpt.tensors() if xp_kind == "mlx" else dict(ckpt.specs())
     rules = rules_for(arch, registry)
-    result = engine.apply(rules, tensors, normalised, xp=mlx_backend() if xp_kind == "mlx" else SHAPES, registry=registry)
+    fmt = qc.read_quantization(ckpt.path, config)
+    stats = qc.prepare(tensors, fmt, xp_kind) if fmt is not None else None
+    rule_config = {**normalised, **fmt.rule_keys()} if fmt is not None else normalised
+    result = engine.apply(rules, tensors, rule_config, xp=mlx_backend() if xp_kind == "mlx" else SHAPES, registry=registry)
     tensors = result.tensors
     q = config.get("quantization")
     if isinstance(q, dict):
         apply_checkpoint_quantization(model, q, tensors, config_file=str(ckpt.path / "config.json"))
+    elif fmt is not None:
+        qc.finish(model, tensors, result, fmt, stats, dtype=dtype, xp_kind=xp_kind)
     expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
     got = {k: describe(v) for k, v in tensors.items()}
     rep = report_mod.compare(
@@ -472,7 +484,7 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
 def _load_plugin(path: Path, arch, config, normalised, strict, dtype, registry):
     ckpt = open_checkpoint(path)
     model = build_model(arch, normalised)
-    tensors, _, report = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="mlx", registry=registry)
+    tensors, _, report = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="mlx", registry=registry, dtype=dtype)
     if not report.ok:
         if strict:
             raise WeightsMismatchError(
