@@ -39,8 +39,14 @@ def float_weights(folder: Path) -> dict:
     return {k: v.astype(np.float32) for k, v in load_file(str(folder / "model.safetensors")).items()}
 
 
-def write(folder: Path, tensors: dict, config: dict, torch_tensors=False) -> Path:
+TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "generation_config.json")
+
+
+def write(folder: Path, tensors: dict, config: dict, torch_tensors=False, tokenizer_from: Path = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER if tokenizer_from is not None else ():
+        if (tokenizer_from / name).is_file():
+            (folder / name).write_bytes((tokenizer_from / name).read_bytes())
     if torch_tensors:
         from safetensors.torch import save_file
     else:
@@ -84,7 +90,7 @@ def fp8_checkpoint(src: Path, dst: Path, *, per_channel: bool, config_style: str
                                           "weights": {"num_bits": 8, "type": "float", "strategy": strategy, "dynamic": False},
                                           "input_activations": {"num_bits": 8, "type": "float", "strategy": "tensor", "dynamic": False}}},
         }
-    return write(dst, out, config, torch_tensors=True), reference
+    return write(dst, out, config, torch_tensors=True, tokenizer_from=src), reference
 
 
 # -- GPTQ ------------------------------------------------------------------------------------------
@@ -161,10 +167,10 @@ def gptq_checkpoint(src: Path, dst: Path, *, bits=4, group_size=32, sym=True, v2
           "quant_method": "gptq", "checkpoint_format": "gptq_v2" if v2 else "gptq", "static_groups": False, "true_sequential": True}
     if config_file == "config.json":
         config["quantization_config"] = qc
-        folder = write(dst, out, config)
+        folder = write(dst, out, config, tokenizer_from=src)
     else:  # AutoGPTQ's separate quantize_config.json (no quant_method in older versions)
         qc.pop("quant_method")
-        folder = write(dst, out, config)
+        folder = write(dst, out, config, tokenizer_from=src)
         (folder / config_file).write_text(json.dumps(qc))
     return folder, reference
 
@@ -173,8 +179,4 @@ def reference_checkpoint(src: Path, dst: Path, reference: dict) -> Path:
     """The float checkpoint a dequantize-then-run reference loads (same config, float32 weights)."""
     config = json.loads((src / "config.json").read_text())
     config.pop("quantization_config", None)
-    folder = write(dst, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in reference.items()}, config)
-    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
-        if (src / name).is_file():
-            (folder / name).write_bytes((src / name).read_bytes())
-    return folder
+    return write(dst, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in reference.items()}, config, tokenizer_from=src)
