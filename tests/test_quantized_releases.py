@@ -278,3 +278,43 @@ def test_unsupported_quantization_is_refused_naming_the_key(src, tmp_path, qc, k
     with pytest.raises(ConfigError) as e:
         load_model(folder)
     assert f"config.json::{key}" in str(e.value)
+
+
+# -- the dense family (hunyuan_v1_dense rules) -------------------------------------------------------
+
+DENSE = {
+    "architectures": ["HunYuanDenseV1ForCausalLM"], "model_type": "hunyuan_v1_dense", "vocab_size": 477, "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+    "use_qk_norm": True, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 256,
+    "rope_scaling": {"type": "dynamic", "alpha": 1000.0, "factor": 1.0}, "tie_word_embeddings": True, "torch_dtype": "float32",
+}
+
+
+@pytest.fixture(scope="module")
+def dense_src(src, tmp_path_factory):
+    """A float hunyuan_v1_dense checkpoint (zoo's module names are the Hugging Face ones)."""
+    from mlx.utils import tree_flatten
+
+    from zoo_registry.configs import validate_config
+    from zoo_registry.loading import build_model
+
+    mx.random.seed(3)
+    arch, normalised = validate_config(dict(DENSE), "dense config", None)
+    weights = {k: np.array(v) for k, v in tree_flatten(build_model(arch, normalised).parameters())}
+    return write(tmp_path_factory.mktemp("dense") / "float", weights, DENSE, tokenizer_from=src)
+
+
+def test_dense_fp8_and_gptq_checkpoints_load_and_convert(dense_src, tmp_path):
+    import mlx_lm
+
+    fp8, fp8_ref = fp8_checkpoint(dense_src, tmp_path / "fp8", per_channel=True)
+    gptq, gptq_ref = gptq_checkpoint(dense_src, tmp_path / "gptq", group_size=64)
+    model = load_model(fp8)
+    assert bool(mx.array_equal(model(PROMPT), load_model(reference_checkpoint(dense_src, tmp_path / "r1", fp8_ref))(PROMPT)))
+    model, info = load_model(gptq, return_info=True)
+    assert isinstance(model.model.layers[0].mlp.down_proj, nn.QuantizedLinear) and "14 linear layers converted exactly" in info.report.notes[0]
+    expected = load_model(reference_checkpoint(dense_src, tmp_path / "r2", gptq_ref))
+    assert float(mx.abs(model(PROMPT) - expected(PROMPT)).max()) < 1e-4
+    convert(gptq, tmp_path / "out")
+    theirs, _ = mlx_lm.load(str(tmp_path / "out"))
+    assert bool(mx.array_equal(model(PROMPT), theirs(PROMPT)))
