@@ -318,3 +318,21 @@ def test_dense_fp8_and_gptq_checkpoints_load_and_convert(dense_src, tmp_path):
     convert(gptq, tmp_path / "out")
     theirs, _ = mlx_lm.load(str(tmp_path / "out"))
     assert bool(mx.array_equal(model(PROMPT), theirs(PROMPT)))
+
+
+def test_check_finite_catches_fp8_nan_bytes(src, tmp_path):
+    """e4m3fn's NaN (S.1111.111) is a uint8 on disk: the checkpoint scan cannot see it, the decoded weight can."""
+    from safetensors.torch import load_file, save_file
+
+    from zoo_registry.errors import CheckpointError
+
+    folder, _ = fp8_checkpoint(src, tmp_path / "fp8", per_channel=False)
+    tensors = load_file(str(folder / "model.safetensors"))
+    name = "model.layers.2.self_attn.o_proj.weight"
+    raw = tensors[name].view(torch.uint8).clone()
+    raw[3, 5] = 0x7F
+    tensors[name] = raw.view(torch.float8_e4m3fn)
+    save_file(tensors, str(folder / "model.safetensors"))
+    load_model(folder)  # without the check, as with any checkpoint
+    with pytest.raises(CheckpointError, match="o_proj.weight.*FP8 NaN bytes"):
+        load_model(folder, check_finite=True)

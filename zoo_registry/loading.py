@@ -237,8 +237,9 @@ def load_model(
     model.eval()
     if not lazy:
         evaluate(model, resolved.path)
-    if check_finite and (dtype is not None or quantize is not None):
-        refuse_non_finite_parameters(model, resolved.path, dtype, quantize)
+    converted = getattr(report, "checkpoint_quantization", None)  # FP8/GPTQ: NaN bytes only show once decoded
+    if check_finite and (dtype is not None or quantize is not None or converted is not None):
+        refuse_non_finite_parameters(model, resolved.path, dtype, quantize, converted)
     info = LoadInfo(
         path=resolved.path, architecture=arch.name, provider=arch.provider, config=normalised, report=report,
         seconds=time.perf_counter() - start, quantization=quantization, card=resolved.card, raw_config=config,
@@ -303,7 +304,7 @@ def refuse_non_finite(ckpt: Checkpoint) -> None:
         )
 
 
-def refuse_non_finite_parameters(model, path: Path, dtype=None, quantize=None) -> None:
+def refuse_non_finite_parameters(model, path: Path, dtype=None, quantize=None, converted=None) -> None:
     """After a cast or quantization: raise naming the first parameter that became NaN/inf."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
@@ -313,6 +314,12 @@ def refuse_non_finite_parameters(model, path: Path, dtype=None, quantize=None) -
     for name, value in tree_flatten(model.parameters()):
         if is_floating(value.dtype) and not bool(mx.isfinite(value).all().item()):
             what = f"casting to {str(dtype).rsplit('.', 1)[-1]}" if dtype is not None else f"{quantize}-bit quantization"
+            if converted is not None:
+                raise CheckpointError(
+                    f"{path}: parameter {name!r} holds NaN or inf after decoding the checkpoint's {converted.method.upper()} weights "
+                    f"({'FP8 NaN bytes (S.1111.111) or' if converted.method == 'fp8' else 'GPTQ'} scales out of range)",
+                    hint="the checkpoint is corrupt; download it again (loading without --check-finite would use these values)",
+                )
             raise CheckpointError(
                 f"{path}: parameter {name!r} holds NaN or inf after {what} (the checkpoint's values are finite)",
                 hint="its values do not fit the target dtype; load in bfloat16 or float32 instead",
@@ -486,6 +493,7 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
         expected, got, provenance=result.provenance, notes=result.notes, applied=result.applied,
         source=ckpt.path, architecture=arch.name,
     )
+    rep.checkpoint_quantization = fmt  # the FP8/GPTQ format read (None for float and MLX checkpoints)
     return tensors, result, rep
 
 
