@@ -14,6 +14,11 @@ Independent of zoo's conversion code (which these tests check):
   group of input ``i``. Dequantization (AutoGPTQ's forward): ``w[o, i] = s[g, o] · (q[o, i] − z[g, o])``.
   The quantizer is plain round-to-nearest min/max (GPTQ's error feedback changes the values,
   not the format).
+- AWQ packing follows AutoAWQ's ``WQLinear_GEMM.from_linear`` (github.com/casper-hansen/AutoAWQ,
+  ``awq/modules/linear/gemm.py``; AngelSlim's ``WQLinearGEMM.from_linear`` is the same):
+  ``qweight [in, out/8]`` and ``qzeros [groups, out/8]`` pack 4-bit values along the output
+  dimension, field ``i`` of word ``c`` holding column ``8c + [0, 2, 4, 6, 1, 3, 5, 7][i]``;
+  ``scales [groups, out]`` float16; ``w = (q − z) · s`` (``pseudo_quantize_tensor``, zero point on).
 """
 
 from __future__ import annotations
@@ -180,3 +185,49 @@ def reference_checkpoint(src: Path, dst: Path, reference: dict) -> Path:
     config = json.loads((src / "config.json").read_text())
     config.pop("quantization_config", None)
     return write(dst, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in reference.items()}, config, tokenizer_from=src)
+
+
+# -- AWQ -------------------------------------------------------------------------------------------
+
+AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def _pack_awq_cols(values: np.ndarray) -> np.ndarray:
+    """[rows, out] 4-bit ints → [rows, out/8] words, AutoAWQ's interleaved column order."""
+    v = values.astype(np.uint32)
+    out = np.zeros((v.shape[0], v.shape[1] // 8), dtype=np.uint32)
+    for col in range(out.shape[1]):
+        for i in range(8):
+            out[:, col] |= v[:, col * 8 + AWQ_ORDER[i]] << np.uint32(i * 4)
+    return out.view(np.int32)
+
+
+def awq_layer(w: np.ndarray, *, group_size=64):
+    """AutoAWQ GEMM tensors of one ``[out, in]`` weight and its exact float32 dequantization."""
+    out_f, in_f = w.shape
+    groups = in_f // group_size
+    wg = w.reshape(out_f, groups, group_size)
+    lo, hi = wg.min(axis=2), wg.max(axis=2)
+    scales = (np.maximum(hi - lo, 1e-5) / 15).astype(np.float16)  # [out, groups]
+    s = scales.astype(np.float32)
+    zeros = np.clip(-np.round(lo / s), 0, 15).astype(np.int64)
+    q = np.clip(np.round(wg / s[:, :, None]) + zeros[:, :, None], 0, 15).astype(np.int64).reshape(out_f, in_f)
+    tensors = {"qweight": _pack_awq_cols(q.T), "qzeros": _pack_awq_cols(zeros.T), "scales": scales.T.copy()}
+    exact = (s.repeat(group_size, 1) * (q - zeros.repeat(group_size, 1)).astype(np.float32))
+    return tensors, exact
+
+
+def awq_checkpoint(src: Path, dst: Path, *, group_size=64):
+    config = json.loads((src / "config.json").read_text())
+    out, reference = {}, {}
+    for name, w in float_weights(src).items():
+        if not is_quantized_linear(name):
+            out[name] = reference[name] = w
+            continue
+        tensors, exact = awq_layer(w, group_size=group_size)
+        prefix = name[: -len(".weight")]
+        out.update({f"{prefix}.{k}": v for k, v in tensors.items()})
+        reference[name] = exact
+    config["quantization_config"] = {"quant_method": "awq", "zero_point": True, "group_size": group_size, "bits": 4,
+                                     "version": "gemm", "modules_to_not_convert": None}  # AngelSlim's AWQ config
+    return write(dst, out, config, tokenizer_from=src), reference

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from quant_fixtures import (float_weights, fp8_checkpoint, gptq_checkpoint, gptq_layer, is_quantized_linear,
-                            reference_checkpoint, write)
+from quant_fixtures import (awq_checkpoint, awq_layer, float_weights, fp8_checkpoint, gptq_checkpoint, gptq_layer,
+                            is_quantized_linear, reference_checkpoint, write)
 from zoo_registry.convert import convert
 from zoo_registry.errors import ConfigError
 from zoo_registry.loading import load_model, plan
-from zoo_registry.sanitize.quantized import GPTQToMLX, GPTQv2ToMLX, decode_e4m3fn, e4m3fn_table
+from zoo_registry.sanitize.quantized import AWQToMLX, GPTQToMLX, GPTQv2ToMLX, decode_e4m3fn, e4m3fn_table
 from zoo_registry.sanitize.tensors import mlx_backend
 
 PROMPT = mx.array([[5, 17, 42, 8, 99, 3, 7, 11, 200, 300]])
@@ -264,7 +264,8 @@ def test_convert_writes_mlx_folders_that_plain_mlx_lm_loads(src, tmp_path):
 
 
 @pytest.mark.parametrize("qc,key", [
-    ({"quant_method": "awq", "bits": 4, "group_size": 128}, "$.quantization_config.quant_method"),
+    ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "$.quantization_config.quant_method"),
+    ({"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemv"}, "$.quantization_config.version"),
     ({"quant_method": "gptq", "bits": 3, "group_size": 128}, "$.quantization_config.bits"),
     ({"quant_method": "gptq", "bits": 4, "group_size": 128, "checkpoint_format": "marlin"}, "$.quantization_config.checkpoint_format"),
     ({"quant_method": "fp8", "weight_block_size": [128, 128]}, "$.quantization_config.weight_block_size"),
@@ -336,3 +337,42 @@ def test_check_finite_catches_fp8_nan_bytes(src, tmp_path):
     load_model(folder)  # without the check, as with any checkpoint
     with pytest.raises(CheckpointError, match="o_proj.weight.*FP8 NaN bytes"):
         load_model(folder, check_finite=True)
+
+
+# -- AWQ (Tencent's -AWQ-Int4 releases) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group_size", [32, 64, 128, 256])
+def test_mlx_dequantize_of_converted_awq_equals_awq_formula_bit_for_bit(group_size):
+    rng = np.random.default_rng(group_size)
+    w = (rng.standard_normal((64, 512)) * rng.uniform(0.01, 1.0, (64, 1))).astype(np.float32)
+    tensors, exact = awq_layer(w, group_size=group_size)
+    weight, scales, biases = AWQToMLX().forward(mlx_backend(), [mx.array(tensors[k]) for k in ("qweight", "qzeros", "scales")])
+    got = mx.dequantize(weight, scales, biases, group_size=512 // scales.shape[1], bits=4)
+    assert np.array_equal(np.array(got).view(np.uint32), exact.view(np.uint32))
+
+
+def test_awq_checkpoint_converts_exactly(src, tmp_path):
+    import mlx_lm
+
+    folder, reference = awq_checkpoint(src, tmp_path / "awq", group_size=64)
+    model, info = load_model(folder, return_info=True)
+    assert isinstance(model.model.layers[0].self_attn.q_proj, nn.QuantizedLinear)
+    assert type(model.model.layers[0].mlp.switch_mlp.gate_proj).__name__ == "QuantizedSwitchLinear"
+    assert info.report.notes[0].startswith("quantization: AWQ") and "72 linear layers converted exactly" in info.report.notes[0]
+    expected = load_model(reference_checkpoint(src, tmp_path / "ref", reference))
+    assert float(mx.abs(model(PROMPT) - expected(PROMPT)).max()) < 1e-4
+    convert(folder, tmp_path / "out")
+    converted, _ = mlx_lm.load(str(tmp_path / "out"))
+    assert bool(mx.array_equal(model(PROMPT), converted(PROMPT)))
+
+
+def test_dense_awq_agrees_with_mlx_lm_own_awq_reader(dense_src, tmp_path):
+    """mlx-lm 0.32 reads AutoAWQ checkpoints of models without stacked experts, casting every float
+    weight to the scales' float16: zoo's exact model agrees up to that rounding."""
+    import mlx_lm
+
+    folder, _ = awq_checkpoint(dense_src, tmp_path / "awq", group_size=32)
+    ours = load_model(folder)(PROMPT)
+    theirs, _ = mlx_lm.load(str(folder))
+    assert _rel(theirs(PROMPT).astype(mx.float32), ours) < 1e-2

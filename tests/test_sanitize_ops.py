@@ -122,4 +122,4 @@ def test_stack_is_lazy_and_drop_has_no_inverse():
     assert Drop().inverse() is None and Drop().forward(xp, parts[:1]) == []
     assert isinstance(Rename().inverse(), Rename)
     assert set(BUILTIN) == {"rename", "drop", "split", "concatenate", "stack", "unstack", "transpose", "reshape",
-                            "dequantize_fp8", "gptq_to_mlx", "gptq_v2_to_mlx", "dequantize_gptq", "dequantize_gptq_v2"}
+                            "dequantize_fp8", "gptq_to_mlx", "gptq_v2_to_mlx", "dequantize_gptq", "dequantize_gptq_v2", "awq_to_mlx"}

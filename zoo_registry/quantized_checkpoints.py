@@ -40,7 +40,7 @@ IGNORED_SCALES = ("input_scale", "output_scale", "k_scale", "v_scale", "kv_scale
 class QuantFormat:
     """A checkpoint's quantization, as its metadata states it."""
 
-    method: str  # "fp8" or "gptq"
+    method: str  # "fp8", "gptq" or "awq"
     where: str  # FILE::$.path the metadata came from
     declared: str = ""  # the quant_method / quant_algo as written
     bits: int = 8
@@ -60,6 +60,8 @@ class QuantFormat:
     def describe(self) -> str:
         if self.method == "fp8":
             return f"FP8 (float8_e4m3fn weights with weight_scale; {self.declared}, read from {self.where})"
+        if self.method == "awq":
+            return f"AWQ (AutoAWQ GEMM layout), 4-bit, group {self.group_size} (read from {self.where})"
         gs = "per channel" if self.group_size in (-1, None) else f"group {self.group_size}"
         return (f"GPTQ {GPTQ_FORMATS[self.checkpoint_format]}, {self.bits}-bit, {gs}, desc_act {self.desc_act}, "
                 f"sym {self.sym} (read from {self.where})")
@@ -94,6 +96,8 @@ def read_quantization(folder: Path, config: dict) -> Optional[QuantFormat]:
         return None  # no method named: not a format zoo converts (mlx-lm writes bits/group_size only)
     if method == "gptq":
         return _gptq(qc, where, torch_dtype)
+    if method == "awq":
+        return _awq(qc, where, torch_dtype)
     if method == "fp8":
         return _fp8(qc, where, torch_dtype)
     if method == "compressed-tensors":
@@ -104,8 +108,8 @@ def read_quantization(folder: Path, config: dict) -> Optional[QuantFormat]:
             raise ConfigError(f"{where}.quant_algo: {algo!r} checkpoints are not supported; zoo reads FP8, GPTQ and MLX-quantized checkpoints")
         return QuantFormat("fp8", where, "quant_algo 'FP8'", ignored=list(qc.get("exclude_modules") or []), torch_dtype=torch_dtype)
     raise ConfigError(
-        f"{where}.quant_method: {method!r} checkpoints are not supported; zoo reads 'fp8', FP8 'compressed-tensors', 'gptq' "
-        "and MLX-quantized checkpoints",
+        f"{where}.quant_method: {method!r} checkpoints are not supported; zoo reads 'fp8', FP8 'compressed-tensors', 'gptq', "
+        "'awq' and MLX-quantized checkpoints",
         hint="use the release's bf16 or FP8/GPTQ variant, or convert it with its own tool to one of these",
     )
 
@@ -124,6 +128,20 @@ def _gptq(qc: dict, where: str, torch_dtype) -> QuantFormat:
         )
     return QuantFormat("gptq", where, "quant_method 'gptq'", bits=bits, group_size=gs, desc_act=qc.get("desc_act"),
                        sym=qc.get("sym"), checkpoint_format=fmt, torch_dtype=torch_dtype)
+
+
+def _awq(qc: dict, where: str, torch_dtype) -> QuantFormat:
+    bits, gs = qc.get("bits", qc.get("w_bit")), qc.get("group_size", qc.get("q_group_size"))
+    if bits != 4 or isinstance(bits, bool):
+        raise ConfigError(f"{where}.bits: {bits!r}-bit AWQ is not supported; AutoAWQ's GEMM layout is 4-bit")
+    if isinstance(gs, bool) or not isinstance(gs, int) or gs <= 0 or gs % 32:
+        raise ConfigError(f"{where}.group_size: AWQ group size {gs!r} does not map onto MLX groups (a multiple of 32 is needed)")
+    version = str(qc.get("version", "gemm")).lower()
+    if version != "gemm":
+        raise ConfigError(f"{where}.version: AWQ {version!r} packing is not supported; zoo reads AutoAWQ's 'gemm' layout")
+    if qc.get("zero_point", True) is not True:
+        raise ConfigError(f"{where}.zero_point: AWQ without zero points is not supported")
+    return QuantFormat("awq", where, "quant_method 'awq'", bits=4, group_size=gs, torch_dtype=torch_dtype)
 
 
 def _fp8(qc: dict, where: str, torch_dtype) -> QuantFormat:
@@ -169,6 +187,13 @@ def prepare(tensors: Dict[str, object], fmt: QuantFormat, xp_kind: str) -> Dict[
         return stats
     from .sanitize.quantized import gptq_geometry, mlx_group_size
 
+    if fmt.method == "awq":  # contiguous groups only: every layer converts exactly (or the op names the problem)
+        for name in (n for n in tensors if n.endswith(".qweight")):
+            scales = tensors.get(name[: -len(".qweight")] + ".scales")
+            if scales is not None and len(scales.shape) == 2 and len(tensors[name].shape) == 2:
+                stats["exact"] += 1
+                stats["groups"][mlx_group_size(tensors[name].shape[0], scales.shape[0])] += 1
+        return stats
     for name in sorted(n for n in tensors if n.endswith(".qweight")):
         prefix = name[: -len(".qweight")]
         parts = [tensors.get(f"{prefix}.{k}") for k in ("qzeros", "scales")]
@@ -230,7 +255,7 @@ def _identity_groups(in_f: int, groups: int, group_size: Optional[int], prefix: 
 
 def finish(model, tensors: dict, result, fmt: QuantFormat, stats: dict, *, dtype=None, xp_kind: str = "mlx") -> None:
     """Cast dequantized weights, swap in MLX quantized layers, and note what happened."""
-    from .sanitize.quantized import DEQUANTIZING
+    from .sanitize.quantized import DEQUANTIZING, EXACT
     from .sanitize.tensors import Spec, dtype_name
 
     target = dtype_name(dtype) if dtype is not None else fmt.default_dtype()
@@ -245,7 +270,7 @@ def finish(model, tensors: dict, result, fmt: QuantFormat, stats: dict, *, dtype
             else:
                 tensors[k] = Spec(tuple(x.shape), target)
     converted = {k.rsplit(".", 1)[0] for k, p in result.provenance.items()
-                 if k in tensors and k.endswith(".biases") and any(o in ("gptq_to_mlx", "gptq_v2_to_mlx") for o in p.ops)}
+                 if k in tensors and k.endswith(".biases") and any(o in EXACT for o in p.ops)}
     if converted:
         from .loading import apply_checkpoint_quantization
 
@@ -267,7 +292,7 @@ def _note(fmt: QuantFormat, stats: dict, target: str) -> str:
     if stats["exact"]:
         groups = ", ".join(str(g) for g in sorted(stats["groups"]))
         parts.append(f"{stats['exact']} linear layers converted exactly to MLX affine {fmt.bits}-bit "
-                     f"(group {groups}; float32 scales and biases, where MLX reproduces GPTQ's dequantization bit for bit)")
+                     f"(group {groups}; float32 scales and biases, where MLX reproduces {fmt.method.upper()}'s dequantization bit for bit)")
     for reason, n in sorted(stats["dequantize"].items()):
         parts.append(f"{n} linear layers dequantized to {target}: {reason}")
     return f"{head}: " + ("; ".join(parts) or "no GPTQ layers found")

@@ -33,6 +33,8 @@ evaluated here; a memory-mapped checkpoint is read tensor by tensor when the mod
   → float ``weight`` by the formula above, for act-order (``desc_act``) layers and group sizes
   MLX cannot express.
 
+- :class:`AWQToMLX` — AutoAWQ's GEMM layout (Tencent's ``*-AWQ-Int4``), exactly, by repacking.
+
 All outputs of the dequantizing ops are float32 (the exact products); the loader casts them to
 the requested dtype. Only 2-, 4- and 8-bit GPTQ packings are read (3-bit packs across words).
 """
@@ -222,5 +224,53 @@ class DequantizeGPTQv2(DequantizeGPTQ):
     zero_offset = 0
 
 
-OPS: List[type] = [DequantizeFP8, GPTQToMLX, GPTQv2ToMLX, DequantizeGPTQ, DequantizeGPTQv2]
+AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # AutoAWQ GEMM: field i of a word holds output column 8c + AWQ_ORDER[i]
+
+
+class AWQToMLX(Op):
+    """``(qweight, qzeros, scales)`` of AutoAWQ's GEMM layout → MLX ``(weight, scales, biases)``, exactly.
+
+    AutoAWQ (Lin et al., arXiv:2306.00978; ``WQLinear_GEMM.from_linear``, also Tencent's AngelSlim
+    ``WQLinearGEMM``) packs 4-bit values along the *output* dimension: ``qweight`` int32
+    ``[in, out/8]``, ``qzeros`` int32 ``[groups, out/8]``, field ``i`` of word ``c`` holding column
+    ``8c + AWQ_ORDER[i]``; ``scales [groups, out]``; ``w = (q − z) · s`` with contiguous groups.
+    The integers are unpacked and repacked along the input dimension (MLX's layout); scales and
+    biases are float32 for the reason given for GPTQ.
+    """
+
+    name = "awq_to_mlx"
+
+    def forward(self, xp, inputs, *, suffix=None):
+        qweight, qzeros, scales = inputs
+        if len(qweight.shape) != 2 or len(scales.shape) != 2 or tuple(qzeros.shape) != (scales.shape[0], qweight.shape[1]) \
+                or scales.shape[1] != qweight.shape[1] * 8:
+            raise ValueError(f"AWQ shapes do not fit together: qweight {list(qweight.shape)} (in, out/8), qzeros {list(qzeros.shape)} "
+                             f"(groups, out/8), scales {list(scales.shape)} (groups, out); only 4-bit GEMM packing is read")
+        in_f, out = qweight.shape[0], scales.shape[1]
+        groups = scales.shape[0]
+        g = mlx_group_size(in_f, groups)
+        if g is None or in_f % 8:
+            raise ValueError(f"AWQ groups ({groups} over {in_f} inputs) do not map onto MLX group sizes {MLX_GROUP_SIZES}")
+        n = in_f // g
+        if _shapes(xp):
+            return [Spec((out, in_f // 8), "uint32"), Spec((out, n), "float32"), Spec((out, n), "float32")]
+        import mlx.core as mx
+
+        def unpack(words):  # [rows, out/8] → [rows, out] in column order
+            fields = _unpack(mx, words, 4, axis=1).reshape(words.shape[0], -1, 8)  # field i at [..., i]
+            inverse = [AWQ_ORDER.index(k) for k in range(8)]
+            return mx.take(fields, mx.array(inverse), axis=2).reshape(words.shape[0], -1)
+
+        q = unpack(qweight).T.reshape(out, in_f // 8, 8)  # [out, in] grouped by 8 inputs
+        weight = (q << mx.arange(0, 32, 4, dtype=mx.uint32)).sum(axis=2).astype(mx.uint32)  # disjoint fields: sum == or
+        z = unpack(qzeros).astype(mx.float32)
+        s = scales.astype(mx.float32)
+        s_t, b_t = s.T, (-(s * z)).T
+        if n > groups:
+            s_t, b_t = mx.repeat(s_t, n // groups, axis=1), mx.repeat(b_t, n // groups, axis=1)
+        return [weight, mx.contiguous(s_t), mx.contiguous(b_t)]
+
+
+OPS: List[type] = [DequantizeFP8, GPTQToMLX, GPTQv2ToMLX, DequantizeGPTQ, DequantizeGPTQv2, AWQToMLX]
+EXACT = ("gptq_to_mlx", "gptq_v2_to_mlx", "awq_to_mlx")
 DEQUANTIZING = ("dequantize_fp8", "dequantize_gptq", "dequantize_gptq_v2")
