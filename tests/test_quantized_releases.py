@@ -233,6 +233,8 @@ def test_plan_reads_only_headers_of_quantized_checkpoints(src, tmp_path):
     for folder in (fp8, gptq):
         p = plan(folder)
         assert p.report.ok and p.report.notes[0].startswith("quantization:")
+    act_order, _ = gptq_checkpoint(src, tmp_path / "act-order", act_order=True)
+    assert "decided per layer from g_idx when loading" in plan(act_order).report.notes[0]
 
 
 # -- zoo convert → plain mlx_lm.load -----------------------------------------------------------------
@@ -376,3 +378,23 @@ def test_dense_awq_agrees_with_mlx_lm_own_awq_reader(dense_src, tmp_path):
     ours = load_model(folder)(PROMPT)
     theirs, _ = mlx_lm.load(str(folder))
     assert _rel(theirs(PROMPT).astype(mx.float32), ours) < 1e-2
+
+
+def test_experts_of_a_layer_take_one_path(src, tmp_path):
+    """One act-order expert makes its layer's experts all dequantize: they are stacked into one tensor."""
+    from safetensors.numpy import load_file, save_file
+
+    folder, reference = gptq_checkpoint(src, tmp_path / "gptq")
+    tensors = load_file(str(folder / "model.safetensors"))
+    name = "model.layers.1.mlp.experts.2.up_proj"
+    w = float_weights(src)[name + ".weight"]
+    layer, _, exact = gptq_layer(w, act_order=True, rng=np.random.default_rng(5))
+    tensors.update({f"{name}.{k}": v for k, v in layer.items()})
+    reference[name + ".weight"] = exact
+    save_file(tensors, str(folder / "model.safetensors"))
+    model, info = load_model(folder, return_info=True)
+    assert type(model.model.layers[1].mlp.switch_mlp.up_proj).__name__ == "SwitchLinear"
+    assert type(model.model.layers[1].mlp.switch_mlp.gate_proj).__name__ == "QuantizedSwitchLinear"
+    assert "3 linear layers dequantized" in info.report.notes[0] and "like another expert" in info.report.notes[0]
+    expected = load_model(reference_checkpoint(src, tmp_path / "ref", reference))
+    assert float(mx.abs(model(PROMPT) - expected(PROMPT)).max()) < 1e-4

@@ -23,6 +23,7 @@ module supplies what the rules cannot know:
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,7 @@ def prepare(tensors: Dict[str, object], fmt: QuantFormat, xp_kind: str) -> Dict[
                 stats["exact"] += 1
                 stats["groups"][mlx_group_size(tensors[name].shape[0], scales.shape[0])] += 1
         return stats
+    decided: Dict[str, tuple] = {}  # prefix -> (reason or None, in_features, groups, MLX group size)
     for name in sorted(n for n in tensors if n.endswith(".qweight")):
         prefix = name[: -len(".qweight")]
         parts = [tensors.get(f"{prefix}.{k}") for k in ("qzeros", "scales")]
@@ -206,8 +208,24 @@ def prepare(tensors: Dict[str, object], fmt: QuantFormat, xp_kind: str) -> Dict[
         g = mlx_group_size(in_f, groups)
         reason = None if g is not None else f"{groups} groups over {in_f} inputs (no MLX group size fits)"
         gkey = f"{prefix}.g_idx"
-        if gkey in tensors and xp_kind == "mlx" and reason is None:
-            reason = _act_order(tensors[gkey], in_f, groups, gkey)
+        if gkey in tensors and reason is None:
+            if xp_kind == "mlx":
+                reason = _act_order(tensors[gkey], in_f, groups, gkey)
+            elif fmt.desc_act:
+                stats["undecided"] = stats.get("undecided", 0) + 1
+        decided[prefix] = (reason, in_f, groups, g)
+    # experts of one layer are stacked into one tensor: they must all take the same path
+    together: Dict[str, List[str]] = {}
+    for prefix in decided:
+        together.setdefault(re.sub(r"\.\d+\.(?=[^.]+$)", ".*.", prefix), []).append(prefix)
+    for members in together.values():
+        if len(members) > 1 and any(decided[m][0] for m in members):
+            first = next(decided[m][0] for m in members if decided[m][0])
+            for m in members:
+                if decided[m][0] is None:
+                    decided[m] = (f"{first}, like another expert of the same layer", *decided[m][1:])
+    for prefix, (reason, in_f, groups, g) in decided.items():
+        gkey = f"{prefix}.g_idx"
         if reason is None:
             tensors.pop(gkey, None)
             stats["exact"] += 1
@@ -289,6 +307,9 @@ def _note(fmt: QuantFormat, stats: dict, target: str) -> str:
             text += "; " + ", ".join(f"{v} {k}" for k, v in sorted(stats["ignored"].items())) + " tensors dropped (activation/KV scales of FP8 kernels)"
         return text
     parts = []
+    if stats.get("undecided"):
+        parts.append(f"act-order (desc_act) is decided per layer from g_idx when loading; this dry run reads no g_idx, "
+                     f"so {stats['undecided']} layers are shown as if their grouping were the identity")
     if stats["exact"]:
         groups = ", ".join(str(g) for g in sorted(stats["groups"]))
         parts.append(f"{stats['exact']} linear layers converted exactly to MLX affine {fmt.bits}-bit "
