@@ -317,7 +317,7 @@ def refuse_non_finite_parameters(model, path: Path, dtype=None, quantize=None, c
             if converted is not None:
                 raise CheckpointError(
                     f"{path}: parameter {name!r} holds NaN or inf after decoding the checkpoint's {converted.method.upper()} weights "
-                    f"({'FP8 NaN bytes (S.1111.111) or' if converted.method == 'fp8' else 'GPTQ'} scales out of range)",
+                    f"({'FP8 NaN bytes (S.1111.111) or ' if converted.method == 'fp8' else ''}scales out of range)",
                     hint="the checkpoint is corrupt; download it again (loading without --check-finite would use these values)",
                 )
             raise CheckpointError(
