@@ -86,6 +86,11 @@ def fp8_checkpoint(src: Path, dst: Path, *, per_channel: bool, config_style: str
         reference[name] = (q.to(torch.float32) * scale).numpy()
     if config_style == "fp8":  # vLLM / early AngelSlim
         config["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "static", "ignored_layers": ["lm_head"]}
+    elif config_style == "hf_quant_config":  # only TensorRT-LLM's file, as AngelSlim also writes it
+        folder = write(dst, out, config, torch_tensors=True, tokenizer_from=src)
+        (folder / "hf_quant_config.json").write_text(json.dumps(
+            {"quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": None, "exclude_modules": ["lm_head"]}}))
+        return folder, reference
     else:  # compressed-tensors, as AngelSlim writes it since July 2025
         strategy = "channel" if per_channel else "tensor"
         config["quantization_config"] = {
