@@ -55,6 +55,17 @@ def _noise_control(src, tmp, reference, seed=0) -> float:
     return _rel(load_model(reference_checkpoint(src, tmp / f"noise{seed}", noisy))(PROMPT), load_model(src)(PROMPT))
 
 
+def _matches_reference_and_converts(model, src, folder, reference, tmp_path):
+    """The exactly converted model runs like its dequantize-then-run reference, and plain mlx_lm.load reads its conversion."""
+    import mlx_lm
+
+    expected = load_model(reference_checkpoint(src, tmp_path / "ref", reference))
+    assert float(mx.abs(model(PROMPT) - expected(PROMPT)).max()) < 1e-4  # quantized_matmul sums in another order
+    convert(folder, tmp_path / "out")
+    theirs, _ = mlx_lm.load(str(tmp_path / "out"))
+    assert bool(mx.array_equal(model(PROMPT), theirs(PROMPT)))
+
+
 def _linears(model):
     return {n: m for n, m in model.named_modules() if n.split(".")[-1].endswith("_proj")}
 
@@ -310,19 +321,13 @@ def dense_src(src, tmp_path_factory):
 
 
 def test_dense_fp8_and_gptq_checkpoints_load_and_convert(dense_src, tmp_path):
-    import mlx_lm
-
     fp8, fp8_ref = fp8_checkpoint(dense_src, tmp_path / "fp8", per_channel=True)
     gptq, gptq_ref = gptq_checkpoint(dense_src, tmp_path / "gptq", group_size=64)
     model = load_model(fp8)
     assert bool(mx.array_equal(model(PROMPT), load_model(reference_checkpoint(dense_src, tmp_path / "r1", fp8_ref))(PROMPT)))
     model, info = load_model(gptq, return_info=True)
     assert isinstance(model.model.layers[0].mlp.down_proj, nn.QuantizedLinear) and "14 linear layers converted exactly" in info.report.notes[0]
-    expected = load_model(reference_checkpoint(dense_src, tmp_path / "r2", gptq_ref))
-    assert float(mx.abs(model(PROMPT) - expected(PROMPT)).max()) < 1e-4
-    convert(gptq, tmp_path / "out")
-    theirs, _ = mlx_lm.load(str(tmp_path / "out"))
-    assert bool(mx.array_equal(model(PROMPT), theirs(PROMPT)))
+    _matches_reference_and_converts(model, dense_src, gptq, gptq_ref, tmp_path)
 
 
 def test_check_finite_catches_fp8_nan_bytes(src, tmp_path):
@@ -357,18 +362,12 @@ def test_mlx_dequantize_of_converted_awq_equals_awq_formula_bit_for_bit(group_si
 
 
 def test_awq_checkpoint_converts_exactly(src, tmp_path):
-    import mlx_lm
-
     folder, reference = awq_checkpoint(src, tmp_path / "awq", group_size=64)
     model, info = load_model(folder, return_info=True)
     assert isinstance(model.model.layers[0].self_attn.q_proj, nn.QuantizedLinear)
     assert type(model.model.layers[0].mlp.switch_mlp.gate_proj).__name__ == "QuantizedSwitchLinear"
     assert info.report.notes[0].startswith("quantization: AWQ") and "72 linear layers converted exactly" in info.report.notes[0]
-    expected = load_model(reference_checkpoint(src, tmp_path / "ref", reference))
-    assert float(mx.abs(model(PROMPT) - expected(PROMPT)).max()) < 1e-4
-    convert(folder, tmp_path / "out")
-    converted, _ = mlx_lm.load(str(tmp_path / "out"))
-    assert bool(mx.array_equal(model(PROMPT), converted(PROMPT)))
+    _matches_reference_and_converts(model, src, folder, reference, tmp_path)
 
 
 def test_dense_awq_agrees_with_mlx_lm_own_awq_reader(dense_src, tmp_path):
