@@ -1,12 +1,12 @@
-"""Checkpoints quantized by other tools (FP8, GPTQ): what the metadata says, and the load steps
-around the sanitize rules that convert them.
+"""Checkpoints quantized by other tools (FP8, GPTQ, AWQ): what the metadata says, and the load
+steps around the sanitize rules that convert them.
 
 The conversion itself is declarative: an architecture's rule file names the ops of
 :mod:`.sanitize.quantized` for its linear layers, guarded by ``when: {quant_method: ...}``. This
 module supplies what the rules cannot know:
 
 1. :func:`read_quantization` reads the format from ``config.json``'s ``quantization_config``
-   (vLLM/transformers ``fp8``, compressed-tensors FP8, ``gptq``), else ``quantize_config.json``
+   (vLLM/transformers ``fp8``, compressed-tensors FP8, ``gptq``, ``awq``), else ``quantize_config.json``
    (AutoGPTQ) or ``hf_quant_config.json`` (TensorRT-LLM / ModelOpt FP8), validates it, and gives
    the rules their config keys (``quant_method``; ``quant_checkpoint_format`` for GPTQ);
 2. :func:`prepare` looks at every GPTQ layer before the rules run: a layer whose ``g_idx`` is the
