@@ -121,4 +121,5 @@ def test_stack_is_lazy_and_drop_has_no_inverse():
     assert stacked.shape == (3, 2, 2)
     assert Drop().inverse() is None and Drop().forward(xp, parts[:1]) == []
     assert isinstance(Rename().inverse(), Rename)
-    assert set(BUILTIN) == {"rename", "drop", "split", "concatenate", "stack", "unstack", "transpose", "reshape"}
+    assert set(BUILTIN) == {"rename", "drop", "split", "concatenate", "stack", "unstack", "transpose", "reshape",
+                            "dequantize_fp8", "gptq_to_mlx", "gptq_v2_to_mlx", "dequantize_gptq", "dequantize_gptq_v2", "awq_to_mlx"}

@@ -80,6 +80,8 @@ def _convert(src, dst, to, quantize, group_size, dtype, force, shard_bytes, regi
     if info.quantization is not None:
         config["quantization"] = dict(info.quantization)
         config["quantization_config"] = dict(info.quantization)
+    else:  # the weights written are float (e.g. an FP8 or act-order GPTQ source, dequantized)
+        config.pop("quantization_config", None)
     if dtype is not None:
         config["torch_dtype"] = str(dtype).rsplit(".", 1)[-1]
     if dst.exists() and any(dst.iterdir()):  # --force: overwrite the weights in place

@@ -179,5 +179,15 @@ BUILTIN: Dict[str, Type[Op]] = {
 }
 
 
+def _register_quantized() -> None:
+    """FP8 and GPTQ conversions (:mod:`.quantized`): built-in, so every architecture's rules may use them."""
+    from .quantized import OPS
+
+    BUILTIN.update({cls.name: cls for cls in OPS})
+
+
+_register_quantized()
+
+
 def builtin_op(name: str) -> Optional[Type[Op]]:
     return BUILTIN.get(name)
