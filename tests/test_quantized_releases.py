@@ -39,6 +39,11 @@ def float_logits(src):
     return load_model(src)(PROMPT)
 
 
+def qnote(report) -> str:
+    """The load report's note on the quantized format read (config-default notes may come first)."""
+    return next(n for n in report.notes if n.startswith("quantization:"))
+
+
 def _rel(a, b) -> float:
     return float(mx.sqrt(((a - b) ** 2).sum() / (b ** 2).sum()))
 
@@ -96,7 +101,7 @@ def test_fp8_loads_exactly_as_dequantize_then_run(src, float_logits, tmp_path, p
     model, info = load_model(folder, return_info=True)
     expected = load_model(reference_checkpoint(src, tmp_path / "ref", reference))
     assert bool(mx.array_equal(model(PROMPT), expected(PROMPT)))
-    note = info.report.notes[0]
+    note = qnote(info.report)
     assert note.startswith("quantization: FP8") and ("per-channel" if per_channel else "per-tensor") in note
     assert "72 linear layers" in note and "input_scale tensors dropped" in note
     assert info.report.applied["dequantize-fp8-experts"] == 48 and info.report.applied["stack-experts"] == 12
@@ -180,7 +185,7 @@ def test_gptq_checkpoint_converts_exactly_to_mlx_affine(src, tmp_path, kwargs):
         if isinstance(m, nn.QuantizedLinear) and "switch_mlp" not in name:
             got = mx.dequantize(m.weight, m.scales, m.biases, group_size=m.group_size, bits=m.bits)
             assert np.array_equal(np.array(got), reference[name + ".weight"]), name
-    note = info.report.notes[0]
+    note = qnote(info.report)
     assert note.startswith("quantization: GPTQ") and "72 linear layers converted exactly" in note
     assert info.quantization["bits"] == kwargs["bits"]
     # the weights are equal bit for bit (above); quantized_matmul sums in another order than matmul
@@ -210,7 +215,7 @@ def test_gptq_layers_mlx_cannot_express_are_dequantized_with_a_note(src, tmp_pat
     model, info = load_model(folder, return_info=True)
     assert not isinstance(model.model.layers[0].self_attn.q_proj, nn.QuantizedLinear)
     assert type(model.model.layers[0].mlp.switch_mlp.up_proj).__name__ == "SwitchLinear"
-    assert why in info.report.notes[0] and "dequantized to float32" in info.report.notes[0]
+    assert why in qnote(info.report) and "dequantized to float32" in qnote(info.report)
     assert info.quantization is None
     expected = load_model(reference_checkpoint(src, tmp_path / "ref", reference))
     assert bool(mx.array_equal(model(PROMPT), expected(PROMPT)))
@@ -223,13 +228,13 @@ def test_angelslim_desc_act_with_static_groups_converts_exactly(src, tmp_path):
     folder, reference = gptq_checkpoint(src, tmp_path / "gptq", desc_act=True)
     model, info = load_model(folder, return_info=True)
     assert isinstance(model.model.layers[0].self_attn.q_proj, nn.QuantizedLinear)
-    assert "desc_act True" in info.report.notes[0] and "converted exactly" in info.report.notes[0]
+    assert "desc_act True" in qnote(info.report) and "converted exactly" in qnote(info.report)
 
 
 def test_autogptq_quantize_config_json_without_g_idx(src, tmp_path):
     folder, reference = gptq_checkpoint(src, tmp_path / "gptq", config_file="quantize_config.json", drop_g_idx=True)
     model, info = load_model(folder, return_info=True)
-    assert "quantize_config.json" in info.report.notes[0] and "converted exactly" in info.report.notes[0]
+    assert "quantize_config.json" in qnote(info.report) and "converted exactly" in qnote(info.report)
     expected = load_model(reference_checkpoint(src, tmp_path / "ref", reference))
     assert float(mx.abs(model(PROMPT) - expected(PROMPT)).max()) < 1e-4
 
@@ -245,9 +250,9 @@ def test_plan_reads_only_headers_of_quantized_checkpoints(src, tmp_path):
     gptq, _ = gptq_checkpoint(src, tmp_path / "gptq")
     for folder in (fp8, gptq):
         p = plan(folder)
-        assert p.report.ok and p.report.notes[0].startswith("quantization:")
+        assert p.report.ok and qnote(p.report).startswith("quantization:")
     act_order, _ = gptq_checkpoint(src, tmp_path / "act-order", act_order=True)
-    assert "decided per layer from g_idx when loading" in plan(act_order).report.notes[0]
+    assert "decided per layer from g_idx when loading" in qnote(plan(act_order).report)
 
 
 # -- zoo convert → plain mlx_lm.load -----------------------------------------------------------------
@@ -326,7 +331,7 @@ def test_dense_fp8_and_gptq_checkpoints_load_and_convert(dense_src, tmp_path):
     model = load_model(fp8)
     assert bool(mx.array_equal(model(PROMPT), load_model(reference_checkpoint(dense_src, tmp_path / "r1", fp8_ref))(PROMPT)))
     model, info = load_model(gptq, return_info=True)
-    assert isinstance(model.model.layers[0].mlp.down_proj, nn.QuantizedLinear) and "14 linear layers converted exactly" in info.report.notes[0]
+    assert isinstance(model.model.layers[0].mlp.down_proj, nn.QuantizedLinear) and "14 linear layers converted exactly" in qnote(info.report)
     _matches_reference_and_converts(model, dense_src, gptq, gptq_ref, tmp_path)
 
 
@@ -366,7 +371,7 @@ def test_awq_checkpoint_converts_exactly(src, tmp_path):
     model, info = load_model(folder, return_info=True)
     assert isinstance(model.model.layers[0].self_attn.q_proj, nn.QuantizedLinear)
     assert type(model.model.layers[0].mlp.switch_mlp.gate_proj).__name__ == "QuantizedSwitchLinear"
-    assert info.report.notes[0].startswith("quantization: AWQ") and "72 linear layers converted exactly" in info.report.notes[0]
+    assert qnote(info.report).startswith("quantization: AWQ") and "72 linear layers converted exactly" in qnote(info.report)
     _matches_reference_and_converts(model, src, folder, reference, tmp_path)
 
 
@@ -396,6 +401,6 @@ def test_experts_of_a_layer_take_one_path(src, tmp_path):
     model, info = load_model(folder, return_info=True)
     assert type(model.model.layers[1].mlp.switch_mlp.up_proj).__name__ == "SwitchLinear"
     assert type(model.model.layers[1].mlp.switch_mlp.gate_proj).__name__ == "QuantizedSwitchLinear"
-    assert "3 linear layers dequantized" in info.report.notes[0] and "like another expert" in info.report.notes[0]
+    assert "3 linear layers dequantized" in qnote(info.report) and "like another expert" in qnote(info.report)
     expected = load_model(reference_checkpoint(src, tmp_path / "ref", reference))
     assert float(mx.abs(model(PROMPT) - expected(PROMPT)).max()) < 1e-4
