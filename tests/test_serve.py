@@ -24,7 +24,9 @@ import openai
 
 ZOO = os.path.join(os.path.dirname(sys.executable), "zoo")  # the console script of this environment
 
-MODEL = "hunyuan-tiny"
+MODEL = "hunyuan-tiny-instruct"  # the embedded default: A13B's tokenizer format, chat template and reply format
+TOOL_PROMPT = "What time is it?"
+TOOL_SCRIPT = '<tool_calls>[{"name": "get_time", "arguments": {}}]</tool_calls>'
 KEY = "test-key-123"
 
 
@@ -63,9 +65,26 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(home):
-    """``zoo serve MODEL`` as the README starts it (no key), on a free port."""
-    proc, url = _start([MODEL, "--port", "0"], home)
+def tool_model(home, tmp_path_factory):
+    """hunyuan-tiny-instruct with its head solved so that, asked TOOL_PROMPT, it calls a tool."""
+    from zoo_hunyuan import tiny_instruct
+    from zoo_hunyuan.scripted import script_head
+    from zoo_registry.chat import render
+    from zoo_registry.loading import load_tokenizer
+
+    folder = tmp_path_factory.mktemp("tool-model") / "hunyuan-tiny-tools"
+    tiny_instruct.generate(folder)
+    tok = load_tokenizer(folder)
+    prompt = render(tok, [{"role": "user", "content": TOOL_PROMPT}])
+    eos = tok.convert_tokens_to_ids("<|eos|>")
+    script_head(folder, prompt.ids, list(tok.encode(TOOL_SCRIPT, add_special_tokens=False)) + [eos])
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def server(home, tool_model):
+    """``zoo serve MODEL`` as the README starts it (no key), on a free port, plus the tool-calling model."""
+    proc, url = _start([MODEL, tool_model, "--max-loaded", "2", "--port", "0"], home)
     try:
         yield url, home
     finally:
@@ -103,6 +122,12 @@ def local(server):
             os.environ["ZOO_CACHE_DIR"] = old
 
 
+def _mlx_lm_sampling(local) -> dict:
+    """Greedy, with the checkpoint's other defaults (its repetition penalty), as mlx-lm's arguments."""
+    sampling = local.sampling(temperature=0.0)
+    return dict(sampler=sampling.sampler(), logits_processors=sampling.logits_processors())
+
+
 def _raw(url, path, body: bytes, headers=None):
     req = urllib.request.Request(url.rsplit("/v1", 1)[0] + path, data=body, method="POST",
                                  headers={"Content-Type": "application/json", **(headers or {})})
@@ -118,8 +143,58 @@ def _health(url):
         return json.loads(r.read())
 
 
-def test_models_lists_what_is_served(client):
-    assert [m.id for m in client.models.list()] == [MODEL]
+def test_models_lists_what_is_served(client, tool_model):
+    assert [m.id for m in client.models.list()] == [MODEL, tool_model]
+
+
+def test_reasoning_goes_to_reasoning_content_streaming_or_not(client):
+    """The default model answers "Hello" as A13B does: <think>…</think><answer>…</answer>."""
+    from zoo_hunyuan.tiny_instruct import DEMO_PROMPT, DEMO_REPLY
+
+    reasoning = DEMO_REPLY.split("<think>\n")[1].split("\n</think>")[0]
+    answer = DEMO_REPLY.split("<answer>\n")[1].split("\n</answer>")[0]
+    args = dict(model=MODEL, messages=[{"role": "user", "content": DEMO_PROMPT}], max_tokens=64)
+    whole = client.chat.completions.create(**args)
+    message = whole.choices[0].message
+    assert (message.content, message.reasoning_content) == (answer, reasoning)
+    assert whole.choices[0].finish_reason == "stop"
+    chunks = list(client.chat.completions.create(stream=True, **args))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(d.content or "" for d in deltas) == answer
+    assert "".join(getattr(d, "reasoning_content", None) or "" for d in deltas) == reasoning
+    assert len([d for d in deltas if d.content]) > 3  # streamed token by token, not in one piece
+    assert not any("<" in (d.content or "") + (getattr(d, "reasoning_content", None) or "") for d in deltas)
+
+
+def test_thinking_switch_reaches_the_template(client, local):
+    messages = [{"role": "user", "content": "Hello"}]
+    off = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=2,
+                                         extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    assert off.usage.prompt_tokens == len(local.render(messages, enable_thinking=False).ids)
+    assert off.usage.prompt_tokens > len(local.render(messages).ids)  # '<think>\n\n</think>\n' was appended
+
+
+def test_tool_call_round_trip(client, tool_model, local):
+    """A tool call comes back parsed as OpenAI tool_calls; the tool's result goes back through the template."""
+    tools = [{"type": "function", "function": {"name": "get_time", "description": "the time now",
+                                                "parameters": {"type": "object", "properties": {}}}}]
+    first = [{"role": "user", "content": TOOL_PROMPT}]
+    r = client.chat.completions.create(model=tool_model, messages=first, max_tokens=64)
+    call = r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "tool_calls" and not r.choices[0].message.content
+    assert [(c.type, c.function.name, json.loads(c.function.arguments)) for c in call] == [("function", "get_time", {})]
+    chunks = list(client.chat.completions.create(model=tool_model, messages=first, max_tokens=64, stream=True))
+    streamed = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert [(tc.index, tc.function.name) for tc in streamed] == [(0, "get_time")]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    history = first + [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": call[0].id, "type": "function", "function": {"name": "get_time", "arguments": call[0].function.arguments}}]},
+        {"role": "tool", "tool_call_id": call[0].id, "content": "12:00"}]
+    again = client.chat.completions.create(model=tool_model, messages=history, max_tokens=4)
+    expected = local.render([dict(m, content=m["content"] or "") for m in history]).ids
+    assert again.usage.prompt_tokens == len(expected)  # the tool result went through the chat template
+    with_tools = client.chat.completions.create(model=tool_model, messages=history, tools=tools, max_tokens=4)
+    assert with_tools.usage.prompt_tokens > again.usage.prompt_tokens  # the template's tool prompt was used
 
 
 def test_chat_equals_mlx_lm_greedy_on_the_same_prompt(client, local):
@@ -130,7 +205,7 @@ def test_chat_equals_mlx_lm_greedy_on_the_same_prompt(client, local):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
     r = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=12, temperature=0)
     prompt = local.render(messages)
-    raw = generate(local.model, local.tokenizer, prompt.ids, max_tokens=12)
+    raw = generate(local.model, local.tokenizer, prompt.ids, max_tokens=12, **_mlx_lm_sampling(local))
     expected = split(raw, local.output_format, prompt.text)  # the model's output parser (tested on its own)
     assert r.choices[0].message.content == expected.text
     assert getattr(r.choices[0].message, "reasoning_content", None) == (expected.reasoning or None)
@@ -157,7 +232,7 @@ def test_completions_stop_and_logprobs(client, local):
     from mlx_lm import generate
 
     r = client.completions.create(model=MODEL, prompt="The model", max_tokens=10, temperature=0, logprobs=2)
-    expected = generate(local.model, local.tokenizer, local.tokenizer.encode("The model"), max_tokens=10)
+    expected = generate(local.model, local.tokenizer, local.tokenizer.encode("The model"), max_tokens=10, **_mlx_lm_sampling(local))
     assert r.choices[0].text == expected
     lp = r.choices[0].logprobs
     assert "".join(lp.tokens).lstrip() == expected.lstrip() and len(lp.token_logprobs) == len(lp.tokens)  # mlx-lm drops the first leading space
@@ -255,7 +330,8 @@ def test_zoo_chat_through_a_pipe(server, local):
     from zoo_registry.chat import split
 
     prompt = local.render([{"role": "user", "content": "Hello"}])
-    first = split(generate(local.model, local.tokenizer, prompt.ids, max_tokens=8), local.output_format, prompt.text).text
+    first = split(generate(local.model, local.tokenizer, prompt.ids, max_tokens=8, **_mlx_lm_sampling(local)),
+                  local.output_format, prompt.text).text
     assert out.stdout.startswith(first + "\n")
     assert out.stdout.count("\n") >= 2 + first.count("\n")  # a second answer followed
     assert "(thinking off)" in out.stderr

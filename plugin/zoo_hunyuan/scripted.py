@@ -19,7 +19,11 @@ from typing import Sequence
 
 def script_head(folder, prompt_ids: Sequence[int], targets: Sequence[int], beta: float = 200.0) -> None:
     """Untie ``folder``'s output head and solve it so that greedy decoding after ``prompt_ids``
-    writes ``targets`` (rewrites ``model.safetensors`` and ``config.json`` in place)."""
+    writes ``targets`` (rewrites ``model.safetensors`` and ``config.json`` in place).
+
+    The head starts again from the embedding matrix (the bigram path's readout), so a script
+    solved earlier does not compete with this one: one script per checkpoint.
+    """
     import mlx.core as mx
     import numpy as np
     from safetensors.numpy import load_file, save_file
@@ -28,12 +32,11 @@ def script_head(folder, prompt_ids: Sequence[int], targets: Sequence[int], beta:
 
     folder = Path(folder)
     weights = load_file(str(folder / "model.safetensors"))
-    if "lm_head.weight" not in weights:
-        weights["lm_head.weight"] = weights["model.embed_tokens.weight"].copy()
-        config = json.loads((folder / "config.json").read_text())
-        config["tie_word_embeddings"] = False
-        (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    weights["lm_head.weight"] = weights["model.embed_tokens.weight"].copy()
+    config = json.loads((folder / "config.json").read_text())
+    config["tie_word_embeddings"] = False
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     sequence = list(prompt_ids) + list(targets)
     model = load_model(str(folder))
     hidden = np.array(model.model(mx.array([sequence]))[0].astype(mx.float32))  # final-normed states, [L, H]
