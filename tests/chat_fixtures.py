@@ -41,6 +41,21 @@ def release_file(release: str, name: str) -> Path:
     pytest.skip(f"../shared/data/hunyuan/{release}/{name} not found")
 
 
+def require_module(name: str, why: str) -> None:
+    """Skip when module ``name`` is not installed; fail under CI, where the install provides it."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its package is missing too
+        found = False
+    if found:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is missing ({why}); CI must have it", pytrace=False)
+    pytest.skip(f"{name} not found ({why})")
+
+
 def a13b_file(name: str) -> Path:
     """A file of Tencent's Hunyuan-A13B release (see :func:`release_file`)."""
     return release_file("a13b", name)

@@ -91,3 +91,16 @@ def test_mlx_lm_custom_renderer_gets_the_switch_only_when_asked(hf):
     render(tok, [{"role": "user", "content": "Hi"}], enable_thinking=True)
     assert seen[-1] == {"enable_thinking": True}
     assert render(tok, "Hi", chat_template=False).text == "Hi" and len(seen) == 2  # --no-chat-template: not called
+
+
+def test_a_missing_module_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    # the rule tests/test_generate_a13b_folder.py applies to the HYTokenizer (zoo_hunyuan.tokenizer)
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="zoo_no_such_module is missing .*CI must have it"):
+        cf.require_module("zoo_no_such_module", "a test")
+    with pytest.raises(pytest.fail.Exception):
+        cf.require_module("zoo_no_such_package.module", "a test")
+    cf.require_module("zoo_hunyuan.chat", "present: nothing happens")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="zoo_no_such_module not found"):
+        cf.require_module("zoo_no_such_module", "a test")
