@@ -1,5 +1,6 @@
-"""Rendering a prompt with the thinking switch (zoo_registry.chat.render) on a small real tokenizer:
-hunyuan-tiny's byte-level BPE as a transformers tokenizer, with Tencent's real chat templates."""
+"""zoo_registry.chat's prompt side on a small real tokenizer (hunyuan-tiny's byte-level BPE as a
+transformers tokenizer): rendering with the thinking switch (Tencent's real chat templates), the
+stop-token wrapper, and which output parser a name picks."""
 
 from __future__ import annotations
 
@@ -104,3 +105,31 @@ def test_a_missing_module_fails_under_ci_and_skips_elsewhere(monkeypatch):
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="zoo_no_such_module not found"):
         cf.require_module("zoo_no_such_module", "a test")
+
+
+def test_ensure_eos_leaves_the_callers_tokenizer_alone_and_reuses_its_wrapper(hf):
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
+
+    from zoo_registry.chat.generate import ensure_eos
+
+    eos = hf.eos_token_id
+    wrapper = TokenizerWrapper(hf)
+    assert ensure_eos(wrapper, [eos]) is wrapper  # nothing to add
+    own = ensure_eos(wrapper, [eos, 7])
+    assert own is not wrapper and own.eos_token_ids == {eos, 7} and wrapper.eos_token_ids == {eos}
+    assert ensure_eos(wrapper, [7, eos]) is own  # made once
+    assert own.decode(hf.encode("Hello")) == "Hello" and own._tokenizer is hf
+    bare = ensure_eos(hf, [7])
+    assert isinstance(bare, TokenizerWrapper) and bare.eos_token_ids == {eos, 7} and ensure_eos(hf, [7]) is bare
+    assert hf.eos_token_id == eos and not isinstance(hf, TokenizerWrapper)
+
+
+def test_the_generic_think_parser_is_a_name_you_can_ask_for(hf):
+    from zoo_registry.chat import PLAIN, THINK, output_format
+    from zoo_registry.errors import UnknownNameError
+
+    assert output_format("no-such-model", name="think") == (THINK, "think")
+    assert output_format(name="none") == (PLAIN, "none")
+    assert output_format("no-such-model", tokenizer=with_template(hf, THINKING_NO_VARIABLE)) == (THINK, "think")
+    with pytest.raises(UnknownNameError, match=r"output parser 'thinkk'.*\(built in: none, think\)"):
+        output_format(name="thinkk")
