@@ -32,6 +32,8 @@ CASES = [
     ("answer-ends-reasoning", HY, "", "<think>why<answer>because</answer>", "why", "because", []),
     ("prompt-opened-think", HY, "<|extra_0|><think>\n", "I should greet.\n</think>\n<answer>Hello!</answer>", "I should greet.", "Hello!", []),
     ("tool-calls", HY, "", f"<think>\nweather?\n</think>\n<answer><tool_calls>{CALL}</tool_calls></answer>", "weather?", "", ["get_weather", "now"]),
+    ("stray-tool-close", HY, "", "one</tool_calls> two", "", "one two", []),
+    ("unclosed-tool-block", HY, "", '<answer><tool_calls>[{"name": </answer>', "", '[{"name":', []),
     ("bad-tool-block", HY, "", "<answer><tool_calls>not json</tool_calls></answer>", "", "not json", []),
     ("lookalikes", HY, "", "a < b, <thinking> and </answers are text", "", "a < b, <thinking> and </answers are text", []),
     ("lone-lt-at-end", HY, "", "x <", "", "x <", []),

@@ -29,8 +29,8 @@ pieces the detokenizer hands them over, into typed :class:`Event` s:
   and turns out to be the other; the price is that a model that forgot ``</think>`` shows its
   answer at the end instead of streaming it;
 - a tool-call block is buffered until it closes and parsed by :meth:`OutputFormat.parse_tool_calls`
-  (a JSON list of ``{"name", "arguments"}`` by default); a block that does not parse is given back
-  as answer text, without its tags.
+  (a JSON list of ``{"name", "arguments"}`` by default); a block that does not parse (or never
+  closes) is given back as answer text, without any tag text; a stray closing tag is dropped.
 
 vLLM's Hunyuan-A13B parser matches fixed token-id sequences instead, so ``</answer>`` leaks into
 the content whenever the model tokenizes the tags differently (vllm-project/vllm#58127).
@@ -176,6 +176,7 @@ class OutputSplitter:
             reasoning_tags[a[1]] = drop
         if t:
             text_tags[t[0]] = ("enter", TOOL)
+            text_tags[t[1]] = drop
         self._tags = {TEXT: text_tags, REASONING: reasoning_tags, TOOL: {t[1]: ("enter", TEXT)} if t else {}}
         self.mode = TEXT
         tail = prompt.rstrip()
@@ -296,9 +297,12 @@ class OutputSplitter:
             calls = None
         if calls:
             out.append(Event(tool_calls=tuple(calls)))
-        elif body.strip():
-            self._emitted.add(TEXT)
-            out.append(Event(text=body.strip()))
+        else:
+            for tag in self.fmt.tags():  # given back as text: without tag text
+                body = body.replace(tag, "")
+            if body.strip():
+                self._emitted.add(TEXT)
+                out.append(Event(text=body.strip()))
 
 
 def _event(mode: str, text: str) -> Event:
