@@ -72,5 +72,10 @@ def test_sampling_keys_left_out_take_transformers_global_defaults(gc):
     assert not s.greedy
     assert (s.temperature, s.top_k, s.top_p) == (expected.temperature, expected.top_k, expected.top_p)
     for key in ("temperature", "top_k", "top_p"):
-        assert s.sources[key] == ("gc.json" if key in gc else "transformers default (gc.json: do_sample is true)")
+        assert s.sources[key] == ("gc.json" if key in gc else "transformers' default for what gc.json leaves out")
     assert defaults.resolve(gc, "gc.json", top_k=0).top_k == 0  # the user still wins
+
+
+def test_describe_names_transformers_defaults_and_leaves_out_no_op_filters():
+    assert defaults.resolve({"do_sample": True, "top_p": 0.9}, "gc.json").describe() == (
+        "sampling: temperature 1, top_k 50 (transformers' default for what gc.json leaves out); top_p 0.9 (gc.json)")

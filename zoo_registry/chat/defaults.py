@@ -65,7 +65,8 @@ class Sampling:
         for key in shown:
             value = getattr(self, key)
             source = self.sources.get(key, ZOO)
-            if value is None or (source == ZOO and key != "temperature" and value == _ZOO_DEFAULTS[key]):
+            defaulted = source == ZOO or source.startswith("transformers'")
+            if value is None or (defaulted and key != "temperature" and value == _ZOO_DEFAULTS[key]):
                 continue  # an unset filter (top_p 1, top_k 0, min_p 0) says nothing
             text = f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
             if key == "temperature" and self.greedy:
@@ -137,7 +138,7 @@ def resolve(generation_config: Optional[dict] = None, file: Optional[str] = None
         elif gc.get(key) is not None:
             values[key], sources[key] = gc[key], where
         elif sampling and key in _TRANSFORMERS_SAMPLING:
-            values[key], sources[key] = _TRANSFORMERS_SAMPLING[key], f"transformers default ({where}: do_sample is true)"
+            values[key], sources[key] = _TRANSFORMERS_SAMPLING[key], f"transformers' default for what {where} leaves out"
         else:
             sources[key] = ZOO
     eos = _ids(gc["eos_token_id"]) if gc.get("eos_token_id") is not None else ()
