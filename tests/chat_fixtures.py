@@ -28,17 +28,37 @@ AFTER_STOP = " junk after the stop"
 SAMPLING = {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05}
 
 
-def a13b_file(name: str) -> Path:
-    """A file of Tencent's Hunyuan-A13B release from ``../shared/data/hunyuan/a13b`` (or
-    ``$ZOO_HUNYUAN_DATA/a13b``); fail under CI when it is missing, skip elsewhere."""
+def release_file(release: str, name: str) -> Path:
+    """A file of one of Tencent's releases (``a13b``, ``large``) from ``../shared/data/hunyuan/RELEASE``
+    (or ``$ZOO_HUNYUAN_DATA/RELEASE``); fail under CI when it is missing, skip elsewhere."""
     bases = [Path(os.environ["ZOO_HUNYUAN_DATA"])] if os.environ.get("ZOO_HUNYUAN_DATA") else []
     bases += [ROOT.parent / "shared" / "data" / "hunyuan", ROOT.parent.parent / "shared" / "data" / "hunyuan"]
     for base in bases:
-        if (base / "a13b" / name).is_file():
-            return base / "a13b" / name
+        if (base / release / name).is_file():
+            return base / release / name
     if os.environ.get("CI"):
-        pytest.fail(f"../shared/data/hunyuan/a13b/{name} is missing (CI must have it)")
-    pytest.skip(f"../shared/data/hunyuan/a13b/{name} not found")
+        pytest.fail(f"../shared/data/hunyuan/{release}/{name} is missing (CI must have it)")
+    pytest.skip(f"../shared/data/hunyuan/{release}/{name} not found")
+
+
+def require_module(name: str, why: str) -> None:
+    """Skip when module ``name`` is not installed; fail under CI, where the install provides it."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its package is missing too
+        found = False
+    if found:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is missing ({why}); CI must have it", pytrace=False)
+    pytest.skip(f"{name} not found ({why})")
+
+
+def a13b_file(name: str) -> Path:
+    """A file of Tencent's Hunyuan-A13B release (see :func:`release_file`)."""
+    return release_file("a13b", name)
 
 
 def a13b_tokenizer_config() -> dict:

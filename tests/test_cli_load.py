@@ -162,3 +162,17 @@ def test_lazy_load_then_layerwise_evaluation_gives_the_same_model(tiny):
     ours, ref = dict(tree_flatten(lazy.parameters())), dict(tree_flatten(model.parameters()))
     assert ours.keys() == ref.keys()
     assert all(mx.array_equal(ours[k], ref[k]).item() for k in ref)
+
+
+def test_deprecated_generation_stream_still_yields_mlx_lms_text(tiny):
+    from mlx_lm.generate import stream_generate
+
+    from zoo_registry.generation import GenerationStats, stream
+
+    _, model, tokenizer = tiny
+    ids = build_prompt(tokenizer, "Hello")
+    expected = "".join(r.text for r in stream_generate(model, tokenizer, ids, max_tokens=8))  # mlx-lm's greedy default
+    stats = GenerationStats()
+    with pytest.warns(DeprecationWarning, match="zoo_registry.chat"):
+        assert "".join(stream(model, tokenizer, ids, max_tokens=8, stats=stats)) == expected
+    assert 0 < stats.generation_tokens <= 8 and stats.prompt_tokens == len(ids)

@@ -86,29 +86,6 @@ def test_no_think_renders_the_template_as_transformers_does(folder, run):
         assert tag not in out["text"]
 
 
-def test_thinking_prefix_when_the_template_has_no_variable(folder):
-    import warnings
-
-    from zoo_hunyuan import tiny
-    from zoo_hunyuan.chat import OUTPUT_FORMAT
-
-    from zoo_registry.chat import PLAIN, render
-    from zoo_registry.errors import ZooWarning
-
-    path, _ = folder
-    tok = cf.transformers_tokenizer(path)
-    tok.chat_template = tiny.CHAT_TEMPLATE  # HunYuan-Large style: no enable_thinking
-    off = render(tok, "Hi", enable_thinking=False, output_format=OUTPUT_FORMAT)
-    assert "<|user|>/no_thinkHi<|eos|>" in off.text and "'/no_think' before the user message" in off.thinking
-    assert "<|user|>/thinkHi" in render(tok, "Hi", enable_thinking=True, output_format=OUTPUT_FORMAT).text
-    with pytest.warns(ZooWarning, match="no enable_thinking variable"):
-        plain = render(tok, "Hi", enable_thinking=False, output_format=PLAIN)
-    assert "<|user|>Hi<|eos|>" in plain.text
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        render(tok, "Hi", output_format=PLAIN)  # no switch asked: no warning
-
-
 def test_python_api_streams_events_and_stops_only_at_listed_ids(folder, tmp_path):
     from zoo_registry.chat import TextGenerator
 

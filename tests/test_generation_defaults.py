@@ -58,3 +58,24 @@ def test_mlx_lm_builds_the_sampler_and_processors():
     s = defaults.resolve(A13B)
     assert callable(s.sampler()) and len(s.logits_processors()) == 1
     assert defaults.resolve({"do_sample": True}).logits_processors() is None
+
+
+@pytest.mark.parametrize("gc", [{"do_sample": True, "top_p": 0.9}, {"do_sample": True}, {"do_sample": True, "temperature": 0.6},
+                                {"do_sample": True, "top_k": 5, "eos_token_id": 2}])
+def test_sampling_keys_left_out_take_transformers_global_defaults(gc):
+    from transformers import GenerationConfig
+
+    expected = GenerationConfig(**gc)  # what model.generate() uses: unset keys filled from the global defaults
+    expected.update(**GenerationConfig._get_default_generation_params(), defaults_only=True)
+    assert expected.get_generation_mode().value == "sample"
+    s = defaults.resolve(gc, "gc.json")
+    assert not s.greedy
+    assert (s.temperature, s.top_k, s.top_p) == (expected.temperature, expected.top_k, expected.top_p)
+    for key in ("temperature", "top_k", "top_p"):
+        assert s.sources[key] == ("gc.json" if key in gc else "transformers' default for what gc.json leaves out")
+    assert defaults.resolve(gc, "gc.json", top_k=0).top_k == 0  # the user still wins
+
+
+def test_describe_names_transformers_defaults_and_leaves_out_no_op_filters():
+    assert defaults.resolve({"do_sample": True, "top_p": 0.9}, "gc.json").describe() == (
+        "sampling: temperature 1, top_k 50 (transformers' default for what gc.json leaves out); top_p 0.9 (gc.json)")

@@ -32,6 +32,8 @@ CASES = [
     ("answer-ends-reasoning", HY, "", "<think>why<answer>because</answer>", "why", "because", []),
     ("prompt-opened-think", HY, "<|extra_0|><think>\n", "I should greet.\n</think>\n<answer>Hello!</answer>", "I should greet.", "Hello!", []),
     ("tool-calls", HY, "", f"<think>\nweather?\n</think>\n<answer><tool_calls>{CALL}</tool_calls></answer>", "weather?", "", ["get_weather", "now"]),
+    ("stray-tool-close", HY, "", "one</tool_calls> two", "", "one two", []),
+    ("unclosed-tool-block", HY, "", '<answer><tool_calls>[{"name": </answer>', "", '[{"name":', []),
     ("bad-tool-block", HY, "", "<answer><tool_calls>not json</tool_calls></answer>", "", "not json", []),
     ("lookalikes", HY, "", "a < b, <thinking> and </answers are text", "", "a < b, <thinking> and </answers are text", []),
     ("lone-lt-at-end", HY, "", "x <", "", "x <", []),
@@ -40,6 +42,19 @@ CASES = [
     ("think-generic", THINK, "", "<think>plan</think>\n\nThe answer.", "plan", "The answer.", []),
     ("plain-untouched", PLAIN, "", "  <think>kept</think> as is \n", "", "  <think>kept</think> as is \n", []),
     ("other-tags", OutputFormat(reasoning=("[[R]]", "[[/R]]")), "", "[[R]]x[[/R]]y[[", "x", "y", []),
+    # an <answer> inside the reasoning ends it only if </think> never comes
+    ("answer-mentioned-in-reasoning", HY, "", "<think>I will wrap it in <answer> tags later.</think><answer>42</answer>",
+     "I will wrap it in <answer> tags later.", "42", []),
+    ("answer-forgot-close-lines", HY, "", "<think>\nwhy\n<answer>\nbecause\n</answer>", "why", "because", []),
+    ("answer-forgot-close-tools", HY, "", f"<think>w<answer><tool_calls>{CALL}</tool_calls></answer>", "w", "",
+     ["get_weather", "now"]),
+    # whitespace: one separator where the answer resumes after a block; no tag before, indentation kept
+    ("space-around-block", THINK, "", "Hi <think>x</think> there", "x", "Hi there", []),
+    ("space-before-block", THINK, "", "Hi <think>x</think>there", "x", "Hi there", []),
+    ("no-space-no-space", THINK, "", "Hi<think>x</think>there", "x", "Hithere", []),
+    ("indent-after-block", THINK, "", "Text:\n<think>x</think>\n    code", "x", "Text:\n    code", []),
+    ("indented-no-tags", THINK, "", "    indented\n  code", "", "    indented\n  code", []),
+    ("prompt-closed-think", THINK, "<think>\n\n</think>\n\n", "\n\nAnswer.", "", "Answer.", []),
 ]
 
 
@@ -95,8 +110,8 @@ def test_every_chunking_streams_the_same_split(case):
         assert totals(events) == (reasoning, answer, calls), chunks
         for e in events:
             assert sum(bool(x) for x in (e.text, e.reasoning, e.tool_calls)) == 1, e  # one kind per event, never empty
-            for tag in tags:
-                assert tag not in e.text and tag not in e.reasoning, (tag, e, chunks)
+            for tag in tags:  # no tag text, unless the reasoning mentions it
+                assert tag not in e.text and (tag not in e.reasoning or tag in reasoning), (tag, e, chunks)
         count += 1
     assert count >= min(2 ** (len(text) - 1), len(text))
 
@@ -119,6 +134,18 @@ def test_reasoning_streams_before_the_block_closes():
     assert s.feed("<think>\nfirst ") == [Event(reasoning="first")]
     assert s.feed("second") == [Event(reasoning=" second")]
     assert s.feed("</think><answer>A") == [Event(text="A")]
+
+
+def test_an_answer_tag_in_reasoning_is_held_until_the_reasoning_closes_or_the_output_ends():
+    s = OutputSplitter(HY)
+    assert s.feed("<think>plan: wrap in ") == [Event(reasoning="plan: wrap in")]
+    assert s.feed("<answer> tags") == []  # held: a mention, or the answer of a model that forgot </think>
+    assert s.feed("</think><answer>42") == [Event(reasoning=" <answer> tags"), Event(text="42")]
+    assert s.finish() == []
+    s = OutputSplitter(HY)
+    assert s.feed("<think>why<answer>because") == [Event(reasoning="why")]
+    assert s.feed(" it is") == []
+    assert s.finish() == [Event(text="because it is")]
 
 
 def test_formats_reject_tags_that_contain_one_another():

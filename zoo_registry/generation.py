@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 _EXPERT = re.compile(r"(^|\.)(switch_mlp|experts)\.")
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
@@ -252,3 +252,22 @@ class GenerationStats:
             f"Generation: {self.generation_tokens} tokens, {self.generation_tps:.3f} tokens-per-sec",
             f"Peak memory: {self.peak_memory_gb:.3f} GB",
         ]
+
+
+def stream(model, tokenizer, prompt_ids: List[int], *, max_tokens: int = 256, temp: float = 0.0, top_p: float = 1.0,
+           top_k: int = 0, min_p: float = 0.0, repetition_penalty: Optional[float] = None,
+           stats: Optional[GenerationStats] = None) -> Iterator[str]:
+    """Deprecated: use :class:`zoo_registry.chat.TextGenerator` or :func:`zoo_registry.chat.stream_events`.
+
+    Yields the raw text pieces, unparsed, as before (``temp == 0`` is greedy).
+    """
+    import warnings
+
+    from .chat import PLAIN, Sampling, stream_events
+
+    warnings.warn("zoo_registry.generation.stream is deprecated; use zoo_registry.chat.TextGenerator.stream or "
+                  "zoo_registry.chat.stream_events", DeprecationWarning, stacklevel=2)
+    sampling = Sampling(temp, top_p, top_k, min_p, repetition_penalty)
+    for event in stream_events(model, tokenizer, prompt_ids, splitter=PLAIN.splitter(), sampling=sampling,
+                               max_tokens=max_tokens, stats=stats):
+        yield event.text

@@ -7,7 +7,9 @@ calls tools, ``<answer><tool_calls>[{"name": …, "arguments": {…}}, …]</too
 the model card gives two switches: ``enable_thinking=False`` for ``apply_chat_template`` (the
 template then ends the prompt with ``<think>\\n\\n</think>\\n``), or ``/no_think`` (``/think``)
 written before the user's message (``agent/gen_train_data.py`` prefixes ``f"/no_think{content}"``).
-zoo uses the template variable when the template has it and the prefixes otherwise.
+zoo uses the template variable when the template has it, and the prefixes only when the template
+mentions ``<think>`` (HunYuan-Large's and the legacy 7B's templates do not: those models do not
+reason, and the switch is ignored with a warning).
 
 The newer dense Hunyuan models (0.5B–7B) use the same ``<think>``/``<answer>`` tags. HunYuan-Large
 does not reason; its output has no tags and passes through unchanged.

@@ -5,7 +5,9 @@ A release's ``generation_config.json`` holds the sampling its authors tuned the 
 repetition_penalty 1.05``) and the ids that end a turn (``eos_token_id: [127960, 127967]``).
 These apply as transformers applies them (``GenerationConfig``): ``temperature``, ``top_p`` and
 ``top_k`` only when ``do_sample`` is true (it defaults to false, which is greedy decoding);
-``repetition_penalty`` always. Anything the user gives wins, key by key. Every value records where
+``repetition_penalty`` always. When ``do_sample`` is true and the file leaves a sampling key out,
+transformers fills it from its global defaults (``GenerationConfig._get_default_generation_params``:
+temperature 1.0, top_k 50, top_p 1.0), and so does zoo. Anything the user gives wins, key by key. Every value records where
 it came from, so ``zoo generate`` can say it. The sampler and logits processors are mlx-lm's
 (``make_sampler``, ``make_logits_processors``).
 """
@@ -22,6 +24,8 @@ FILE = "generation_config.json"
 ZOO = "zoo default"
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 _ZOO_DEFAULTS = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": None}
+# transformers' global defaults for what a sampling generation_config.json leaves out
+_TRANSFORMERS_SAMPLING = {"temperature": 1.0, "top_k": 50, "top_p": 1.0}
 
 
 @dataclass
@@ -61,7 +65,8 @@ class Sampling:
         for key in shown:
             value = getattr(self, key)
             source = self.sources.get(key, ZOO)
-            if value is None or (source == ZOO and key != "temperature" and value == _ZOO_DEFAULTS[key]):
+            defaulted = source == ZOO or source.startswith("transformers'")
+            if value is None or (defaulted and key != "temperature" and value == _ZOO_DEFAULTS[key]):
                 continue  # an unset filter (top_p 1, top_k 0, min_p 0) says nothing
             text = f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
             if key == "temperature" and self.greedy:
@@ -132,6 +137,8 @@ def resolve(generation_config: Optional[dict] = None, file: Optional[str] = None
             values[key], sources[key] = 0.0, f"{where}: do_sample is {'false' if 'do_sample' in gc else 'not set'}"
         elif gc.get(key) is not None:
             values[key], sources[key] = gc[key], where
+        elif sampling and key in _TRANSFORMERS_SAMPLING:
+            values[key], sources[key] = _TRANSFORMERS_SAMPLING[key], f"transformers' default for what {where} leaves out"
         else:
             sources[key] = ZOO
     eos = _ids(gc["eos_token_id"]) if gc.get("eos_token_id") is not None else ()

@@ -18,6 +18,8 @@ detokenizer); every id the checkpoint lists as an end of turn stops generation.
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
@@ -42,16 +44,38 @@ class Result(Output):
     sampling: Optional[_defaults.Sampling] = None
 
 
+_OWN_WRAPPERS: "OrderedDict[tuple, tuple]" = OrderedDict()  # (id, stop ids, its own) -> (tokenizer, wrapper)
+_OWN_WRAPPERS_KEPT = 8
+
+
 def ensure_eos(tokenizer, ids) -> object:
-    """An mlx-lm ``TokenizerWrapper`` whose stop set includes ``ids`` (wrapping a bare tokenizer)."""
+    """An mlx-lm ``TokenizerWrapper`` that also stops at ``ids``; ``tokenizer`` itself is not changed.
+
+    A wrapper that stops at all of ``ids`` already is returned as it is. Otherwise zoo makes its
+    own: a copy of the wrapper with the larger stop set (sharing its detokenizer), or a new wrapper
+    around a bare transformers tokenizer. It is made once per tokenizer and stop set and reused (a
+    wrapper's detokenizer map is costly to build); the last few are kept.
+    """
     from mlx_lm.tokenizer_utils import TokenizerWrapper
 
-    if not isinstance(tokenizer, TokenizerWrapper):
-        return TokenizerWrapper(tokenizer, eos_token_ids=list(ids))
-    missing = set(ids) - set(tokenizer.eos_token_ids)
-    if missing:
-        tokenizer.eos_token_ids = set(tokenizer.eos_token_ids) | missing
-    return tokenizer
+    wrapped = isinstance(tokenizer, TokenizerWrapper)
+    own_ids = frozenset(tokenizer.eos_token_ids) if wrapped else None
+    if wrapped and own_ids >= set(ids):
+        return tokenizer
+    key = (id(tokenizer), frozenset(ids), own_ids)
+    kept = _OWN_WRAPPERS.get(key)
+    if kept is not None and kept[0] is tokenizer:
+        _OWN_WRAPPERS.move_to_end(key)
+        return kept[1]
+    if wrapped:
+        wrapper = copy.copy(tokenizer)
+        wrapper.eos_token_ids = own_ids | set(ids)  # the property's setter: a new set, the original's untouched
+    else:
+        wrapper = TokenizerWrapper(tokenizer, eos_token_ids=list(ids))
+    _OWN_WRAPPERS[key] = (tokenizer, wrapper)
+    while len(_OWN_WRAPPERS) > _OWN_WRAPPERS_KEPT:
+        _OWN_WRAPPERS.popitem(last=False)
+    return wrapper
 
 
 def stream_events(model, tokenizer, prompt_ids: List[int], *, splitter, sampling: _defaults.Sampling, max_tokens: int = 256,

@@ -12,15 +12,25 @@ pieces the detokenizer hands them over, into typed :class:`Event` s:
 - the outcome does not depend on the chunking: :func:`split` on the whole text gives exactly what
   the streamed events add up to (tests check every chunking of their strings);
 - whitespace next to tags is dropped (the ``\\n`` in ``<think>\\n…\\n</think>\\n<answer>\\n``), so
-  trailing whitespace is held back until text follows it;
+  trailing whitespace is held back until text follows it; when the answer resumes after a block
+  (``Hi <think>…</think> there``) one separator is kept, the whitespace after the block if there
+  is any, else the whitespace before it; output with no tag before it keeps its leading
+  whitespace (an indented first line);
 - a prompt that already opened the reasoning block (a template ending in ``<think>\\n``) starts the
-  splitter inside it; an ``<answer>`` tag while reasoning ends the reasoning (a model that forgot
-  ``</think>``); a stray closing tag is dropped; a nested opening tag inside reasoning is dropped
-  (no nesting); an unclosed block at the end keeps what it had; a held-back partial tag of two or
-  more characters at the end (output cut off inside ``</answer``) is dropped;
+  splitter inside it; a stray closing tag is dropped; a nested opening tag inside reasoning is
+  dropped (no nesting); an unclosed block at the end keeps what it had; a held-back partial tag of
+  two or more characters at the end (output cut off inside ``</answer``) is dropped;
+- an answer-opening tag inside the reasoning (``<answer>``) is either the reasoning mentioning it
+  or a model that forgot ``</think>``; only what follows tells, so the rule is: it ends the
+  reasoning only if the reasoning's closing tag never arrives. The reasoning streams up to that
+  tag; what follows it is held back (neither reasoning nor answer) until ``</think>`` shows it was
+  reasoning (it is released as reasoning, the mention included) or the output ends without it
+  (it becomes the answer, at :meth:`~OutputSplitter.finish`). So nothing is ever shown as one kind
+  and turns out to be the other; the price is that a model that forgot ``</think>`` shows its
+  answer at the end instead of streaming it;
 - a tool-call block is buffered until it closes and parsed by :meth:`OutputFormat.parse_tool_calls`
-  (a JSON list of ``{"name", "arguments"}`` by default); a block that does not parse is given back
-  as answer text, without its tags.
+  (a JSON list of ``{"name", "arguments"}`` by default); a block that does not parse (or never
+  closes) is given back as answer text, without any tag text; a stray closing tag is dropped.
 
 vLLM's Hunyuan-A13B parser matches fixed token-id sequences instead, so ``</answer>`` leaks into
 the content whenever the model tokenizes the tags differently (vllm-project/vllm#58127).
@@ -162,10 +172,11 @@ class OutputSplitter:
             reasoning_tags[r[0]] = drop
         if a:
             text_tags[a[0]] = text_tags[a[1]] = drop
-            reasoning_tags[a[0]] = ("enter", TEXT)  # the answer began: the model forgot to close reasoning
+            reasoning_tags[a[0]] = ("hold", None)  # the answer began, unless </think> still follows (see above)
             reasoning_tags[a[1]] = drop
         if t:
             text_tags[t[0]] = ("enter", TOOL)
+            text_tags[t[1]] = drop
         self._tags = {TEXT: text_tags, REASONING: reasoning_tags, TOOL: {t[1]: ("enter", TEXT)} if t else {}}
         self.mode = TEXT
         tail = prompt.rstrip()
@@ -173,7 +184,11 @@ class OutputSplitter:
             self.mode = REASONING
         self._buf = ""  # text not yet classified (may hold a partial tag)
         self._ws = ""  # trailing whitespace held back in the current mode
-        self._start = True  # nothing but whitespace emitted in the current block yet
+        self._start = bool(r and tail.endswith((r[0], r[1])))  # the prompt ends in a tag: leading whitespace goes
+        self._emitted = set()  # the modes that have shown text
+        self._left_ws: Dict[str, str] = {}  # whitespace held back in a mode when it was left
+        self._resume: Optional[Tuple[str, str]] = None  # (before, after) whitespace while a mode resumes
+        self._held: Optional[str] = None  # raw text after an answer tag inside reasoning (see above)
         self._tool = ""  # body of an open tool-call block
 
     # -- public ---------------------------------------------------------------------------------
@@ -181,6 +196,8 @@ class OutputSplitter:
         self._buf += chunk
         out: List[Event] = []
         while True:
+            if self._held is not None and not self._hold(out):
+                return _merge(out)
             tags = self._tags[self.mode]
             hit = _earliest(self._buf, tags)
             if hit is None:
@@ -193,11 +210,18 @@ class OutputSplitter:
             self._buf = self._buf[i + len(tag):]
             action, target = tags[tag]
             if action == "enter":
-                self._leave(out)
-                self.mode, self._ws, self._start = target, "", True
+                self._enter(target, out)
+            elif action == "hold":
+                self._held = tag
+            elif self.mode not in self._emitted:  # a dropped tag before any text: whitespace after it goes too
+                self._start, self._ws = True, ""
 
     def finish(self) -> List[Event]:
         out: List[Event] = []
+        if self._held is not None:  # the reasoning never closed: the answer tag did end it
+            rest, self._held, self._buf = self._held[len(self.fmt.answer[0]):] + self._buf, None, ""
+            self._enter(TEXT, out)
+            out += self.feed(rest)
         rest = self._buf
         self._buf = ""
         if len(rest) >= 2 and any(t.startswith(rest) for t in self._tags[self.mode]):
@@ -210,6 +234,30 @@ class OutputSplitter:
         return _merge(out)
 
     # -- internals ------------------------------------------------------------------------------
+    def _hold(self, out: List[Event]) -> bool:
+        """Hold raw text after an answer tag in reasoning; ``True`` once the reasoning closed."""
+        close = self.fmt.reasoning[1]
+        i = self._buf.find(close)
+        if i < 0:
+            keep = _partial(self._buf, [close])
+            self._held += self._buf[: len(self._buf) - keep]
+            self._buf = self._buf[len(self._buf) - keep:]
+            return False
+        held, self._held, self._buf = self._held + self._buf[:i], None, self._buf[i + len(close):]
+        drops = [tag for tag, (action, _) in self._tags[REASONING].items() if action == "drop"]
+        for tag in drops:  # the mention stays, as reasoning; the tags reasoning drops are dropped as always
+            held = held.replace(tag, "")
+        self._emit(held, out, final=False)
+        self._enter(TEXT, out)
+        return True
+
+    def _enter(self, target: str, out: List[Event]) -> None:
+        self._leave(out)
+        self._left_ws[self.mode] = self._ws
+        resume = target in self._emitted
+        self._resume = (self._left_ws.get(target, ""), "") if resume else None
+        self.mode, self._ws, self._start = target, "", not resume
+
     def _emit(self, text: str, out: List[Event], final: bool) -> None:
         if self.mode == TOOL:
             self._tool += text
@@ -218,6 +266,14 @@ class OutputSplitter:
             if text:
                 out.append(_event(self.mode, text))
             return
+        if self._resume is not None:  # one separator between the text before a block and after it
+            before, after = self._resume
+            stripped = text.lstrip()
+            after += text[: len(text) - len(stripped)]
+            if not stripped:
+                self._resume = (before, after)
+                return
+            self._resume, text = None, (after or before) + stripped
         text = self._ws + text
         self._ws = ""
         if self._start:
@@ -227,6 +283,7 @@ class OutputSplitter:
             self._ws = text[len(body):]
         if body:
             self._start = False
+            self._emitted.add(self.mode)
             out.append(_event(self.mode, body))
 
     def _leave(self, out: List[Event]) -> None:
@@ -240,8 +297,12 @@ class OutputSplitter:
             calls = None
         if calls:
             out.append(Event(tool_calls=tuple(calls)))
-        elif body.strip():
-            out.append(Event(text=body.strip()))
+        else:
+            for tag in self.fmt.tags():  # given back as text: without tag text
+                body = body.replace(tag, "")
+            if body.strip():
+                self._emitted.add(TEXT)
+                out.append(Event(text=body.strip()))
 
 
 def _event(mode: str, text: str) -> Event:

@@ -53,7 +53,7 @@ def add_generation_args(p, prompt_required: bool = True) -> None:
                       help="print the reasoning on stderr even when stderr is not a terminal (default: only on a terminal, dimmed)")
     show.add_argument("--hide-thinking", dest="show_thinking", action="store_const", const=False, help="never print the reasoning")
     g.add_argument("--raw", action="store_true", help="print the model's text as generated, tags included (no reasoning split)")
-    g.add_argument("--output-parser", metavar="NAME", help="split the output with this registered parser ('none': no parsing; default: the one the model's plugin registered)")
+    g.add_argument("--output-parser", metavar="NAME", help="split the output with this registered parser ('none': no parsing, 'think': the generic <think> splitter; default: the one the model's plugin registered)")
     g.add_argument("--quiet", "-q", action="store_true", help="print only the generated text (no settings, reasoning or statistics)")
 
 
