@@ -105,7 +105,7 @@ def test_load_report_names_the_defaults_taken(tmp_path):
     _, info = load_model(tmp_path / "c", return_info=True)
     notes = "\n".join(info.report.notes)
     for key, value in (("tie_word_embeddings", "false"), ("use_qk_norm", "false"), ("use_mixed_mlp_moe", "false"), ("use_cla", "false")):
-        assert f"config.json omits {key}: took {value}, Tencent's HunYuanConfig's default" in notes
+        assert f"the config omits {key}: took {value}, Tencent's HunYuanConfig's default" in notes
 
 
 @pytest.mark.parametrize("case, changes, at_least", [
