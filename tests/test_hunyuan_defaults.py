@@ -44,10 +44,10 @@ def test_an_omitted_key_is_noted_with_the_default_taken():
     given = json.loads((ORACLE / "large_defaults_untied" / "config.json").read_text())
     _, cfg = validate_config(given, "config.json")
     assert cfg[NOTES_KEY] == [
-        "config.json omits use_cla: took false, Tencent's HunYuanConfig's default",
-        "config.json omits tie_word_embeddings: took false, Tencent's HunYuanConfig's default: the LM head is its own lm_head.weight",
-        "config.json omits use_qk_norm: took false, Tencent's HunYuanConfig's default",
-        "config.json omits use_mixed_mlp_moe: took false, Tencent's HunYuanConfig's default",
+        "the config omits use_cla: took false, Tencent's HunYuanConfig's default",
+        "the config omits tie_word_embeddings: took false, Tencent's HunYuanConfig's default: the LM head is its own lm_head.weight",
+        "the config omits use_qk_norm: took false, Tencent's HunYuanConfig's default",
+        "the config omits use_mixed_mlp_moe: took false, Tencent's HunYuanConfig's default",
     ]
     assert normalize(cfg) == cfg  # idempotent: the notes survive a second pass
 
@@ -73,7 +73,7 @@ def test_transformers_model_types_take_transformers_defaults(model_type, cls):
         assert cfg["use_qk_norm"] and not cfg["use_cla"]
     assert DEFAULTS[model_type]["tie_word_embeddings"] is False
     # only keys transformers' config class has are noted; its models hard-wire QK-norm, shared MLP, no CLA
-    noted = {n.split()[2].rstrip(":") for n in cfg[NOTES_KEY]}
+    noted = {n.split(" omits ")[1].split(":")[0] for n in cfg[NOTES_KEY]}
     assert "tie_word_embeddings" in noted and not noted & {"use_qk_norm", "use_mixed_mlp_moe", "use_cla", "num_shared_expert"}
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from . import tied_head
 from .checkpoint import REPO_ID, Checkpoint, check_index, open_checkpoint, resolve_hf_repo
 from .errors import (
     CheckpointError,
@@ -469,11 +470,6 @@ def build_model(arch: Architecture, normalised: dict):
     return model
 
 
-#: Key under which an architecture's ``normalize`` may leave notes for the load report (a list of
-#: strings, e.g. which defaults it took for keys the config omits); the report shows them first.
-CONFIG_NOTES = "_zoo_notes"
-
-
 def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kind: str, registry=None, dtype=None):
     """Sanitize the checkpoint's tensors and make ``model`` quantized where they are.
 
@@ -504,7 +500,7 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
     expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
     got = {k: describe(v) for k, v in tensors.items()}
     rep = report_mod.compare(
-        expected, got, provenance=result.provenance, notes=[*normalised.get(CONFIG_NOTES, ()), *result.notes], applied=result.applied,
+        expected, got, provenance=result.provenance, notes=[*normalised.get(tied_head.CONFIG_NOTES, ()), *result.notes], applied=result.applied,
         source=ckpt.path, architecture=arch.name,
     )
     rep.checkpoint_quantization = fmt  # the FP8/GPTQ format read (None for float and MLX checkpoints)
@@ -512,12 +508,12 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
 
 
 def _load_plugin(ckpt: Checkpoint, arch, config, normalised, strict, dtype, registry):
-    from .tied_head import untie_if_head_differs
-
-    untie_if_head_differs(ckpt, normalised, CONFIG_NOTES)  # a real lm_head is loaded, never dropped
+    path = ckpt.path
+    tied_head.before_build(ckpt, config, normalised)  # a real lm_head is loaded, never dropped
     model = build_model(arch, normalised)
     tensors, _, report = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="mlx", registry=registry, dtype=dtype)
     if not report.ok:
+        tied_head.refuse_missing_head(report, config, normalised, path, strict)  # never left random
         if strict:
             raise WeightsMismatchError(
                 report.message(), report=report,
@@ -634,9 +630,7 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
         expected = {k: describe(v) for k, v in tree_flatten(model.parameters())}
         rep = report_mod.compare(expected, {k: describe(v) for k, v in tensors.items()}, source=resolved.path, architecture=arch.name)
     else:
-        from .tied_head import note_unchecked_head
-
-        note_unchecked_head(ckpt, normalised, CONFIG_NOTES)
+        tied_head.before_build(ckpt, config, normalised, plan=True)
         model = build_model(arch, normalised)
         tensors, _, rep = prepare_weights(ckpt, arch, config, normalised, model, xp_kind="shapes", registry=registry)
     if ckpt.pickle_files:

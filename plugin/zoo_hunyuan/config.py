@@ -296,7 +296,7 @@ def default_notes(cfg: dict, absent: List[str]) -> List[str]:
             why = f"{json.dumps(value)}, {ref}'s default: the LM head is {'embed_tokens' if value else 'its own lm_head.weight'}"
         else:
             why = f"{json.dumps(value)}, {ref}'s default"
-        notes.append(f"config.json omits {key}: took {why}")
+        notes.append(f"the config omits {key}: took {why}")
     return notes
 
 

@@ -36,7 +36,9 @@ For every case in :data:`CASES` it writes ``tests/data/tencent_oracle/<case>/``:
   Tencent's model, decoding one token at a time with its KV cache (inference semantics: Tencent's
   A13B ``topkgating`` drops tokens over an expert capacity in a batched forward pass, never for a
   single token);
-- ``meta.json``: versions, the seed, and how far Tencent's own batched pass is from its
+- ``meta.json``: versions, the seed, ``numpy_stream_sha256`` (:func:`stream_checksum`: the test
+  checks it first, so a numpy whose ``default_rng`` stream changed reads as that, not as a parity
+  failure), and how far Tencent's own batched pass is from its
   token-by-token decoding (non-zero where its capacity limit dropped tokens).
 """
 
@@ -54,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seeded_weights import make_weights  # noqa: E402
+from seeded_weights import make_weights, stream_checksum  # noqa: E402
 
 ROPE = {"type": "dynamic", "alpha": 1000.0, "factor": 1.0}  # NTK-alpha, as every HunYuan release
 PROMPT = [1, 17, 42, 5, 33, 8, 61, 2]
@@ -181,7 +183,8 @@ def main(argv=None) -> int:
         meta = run_case(torch, modeling, configuration, class_name, config, seed, args.out / name)
         meta.update(reference=f"{'github.com/Tencent/Tencent-Hunyuan-Large' if ref == 'large' else 'github.com/Tencent-Hunyuan/Hunyuan-A13B'}"
                               f"@{commit_of(root)} models/modeling_hunyuan.py",
-                    transformers=transformers.__version__, torch=torch.__version__, prompt=PROMPT)
+                    transformers=transformers.__version__, torch=torch.__version__, prompt=PROMPT,
+                    numpy=np.__version__, numpy_stream_sha256=stream_checksum(seed))
         (args.out / name / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         print(f"{name}: {meta['class']} decode logits {len(PROMPT)}x{config['vocab_size']}, batched pass differs by {meta['batched_vs_decode_max_abs']:.3g}")
     return 0
