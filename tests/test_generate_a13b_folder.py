@@ -57,6 +57,8 @@ def folder(tmp_path_factory):
     weights = make_weights(dict(cfg, num_hidden_layers=layers, num_experts=4, moe_topk=2, num_shared_expert=1), seed=5)
     save_file({k: np.asarray(v * 0.1, dtype=np.float32) for k, v in weights.items()}, str(path / "model.safetensors"),
               metadata={"format": "pt"})
+    from zoo_hunyuan.scripted import script_head
+
     (path / "tokenization_hy.py").write_text("raise RuntimeError('zoo imported the checkpoint code')\n")
     _, tokenizer = load(str(path))
     hf = tokenizer._tokenizer
@@ -64,7 +66,7 @@ def folder(tmp_path_factory):
     script_ids = hf.encode(SCRIPT, add_special_tokens=False)
     eos = hf.convert_tokens_to_ids("<|eos|>")
     assert eos == 127960
-    cf.script_head(path, prompt_ids, script_ids + [eos] + hf.encode(" never", add_special_tokens=False))
+    script_head(path, prompt_ids, script_ids + [eos] + hf.encode(" never", add_special_tokens=False))
     return path, hf, prompt_ids, script_ids
 
 
