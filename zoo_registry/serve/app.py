@@ -167,10 +167,10 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
         tokenizer = engine.tokenizer(name)
         return (lambda t: tokenizer.decode([t])) if tokenizer is not None else str
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
+    async def answer(request: Request, make_job, respond, stream):
+        """Validate the body, then a whole response (``respond``) or server-sent events (``stream``)."""
         body = await read_json(request)
-        job = protocol.chat_job(body)
+        job = make_job(body)
         name = model_of(job)
         if not body.get("stream"):
             reply = Reply()
@@ -178,9 +178,13 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
                 if event.error is not None:
                     raise failure(event)
                 reply.add(event)
-            return protocol.chat_response(reply, name, decoder(name))
+            return respond(reply, name, decoder(name))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(chat_stream(job, request, name, include_usage), media_type="text/event-stream")
+        return StreamingResponse(stream(job, request, name, include_usage), media_type="text/event-stream")
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        return await answer(request, protocol.chat_job, protocol.chat_response, chat_stream)
 
     async def chat_stream(job: Job, request: Request, name: str, include_usage: bool):
         cid, created = protocol.new_id("chatcmpl"), int(time.time())
@@ -211,18 +215,7 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        body = await read_json(request)
-        job = protocol.completion_job(body)
-        name = model_of(job)
-        if not body.get("stream"):
-            reply = Reply()
-            async for event in run(job, request):
-                if event.error is not None:
-                    raise failure(event)
-                reply.add(event)
-            return protocol.completion_response(reply, name, decoder(name))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(completion_stream(job, request, name, include_usage), media_type="text/event-stream")
+        return await answer(request, protocol.completion_job, protocol.completion_response, completion_stream)
 
     async def completion_stream(job: Job, request: Request, name: str, include_usage: bool):
         cid, created = protocol.new_id("cmpl"), int(time.time())
