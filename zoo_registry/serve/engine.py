@@ -213,6 +213,7 @@ class Engine:
             if item is _STOP:
                 self.current = None
                 self._loaded.clear()
+                _clear_streams()
                 return
             if isinstance(item, tuple) and item and item[0] == "call":
                 _, fn, box = item
@@ -352,6 +353,20 @@ class Engine:
             if isinstance(held, int) and 0 < held <= len(tokens):
                 entry.cache, entry.cache_tokens = cache, tokens[:held]
         self._emit(job, last)
+
+
+def _clear_streams() -> None:
+    """Synchronise and free this thread's MLX streams before it ends.
+
+    Without it, the process may abort at exit ("terminate called without an active exception")
+    when MLX tears down a stream whose thread is gone (ml-explore/mlx#3126; ``clear_streams`` came
+    with ml-explore/mlx#3395).
+    """
+    import mlx.core as mx
+
+    clear = getattr(mx, "clear_streams", None)
+    if clear is not None:
+        clear()
 
 
 def _logprobs(mx, logprobs, token: int, k: int) -> dict:
