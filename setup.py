@@ -38,6 +38,18 @@ def _cmake() -> str:
         raise RuntimeError("CMake not found (pip install cmake)") from None
 
 
+def _summary(log: str) -> str:
+    """The line that says why a CMake build failed (the message under ``CMake Error``, or ``error:``)."""
+    lines = [ln.strip() for ln in log.splitlines()]
+    for i, ln in enumerate(lines):
+        if ln.startswith("CMake Error"):
+            rest = [x for x in lines[i + 1:i + 6] if x]
+            return " ".join(rest[:2]) if rest else ln
+        if " error: " in ln or ln.startswith("error:"):
+            return ln
+    return lines[0] if lines and lines[0] else "unknown error"
+
+
 class OptionalCMakeBuild(build_ext):
     """``build_ext`` that runs CMake for :class:`CMakeExtension` and never fails the install."""
 
@@ -70,8 +82,8 @@ class OptionalCMakeBuild(build_ext):
             subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def _skip(self, out_dir: Path, why: str) -> None:
-        first = why.strip().splitlines()[0] if why.strip() else "unknown error"
-        (out_dir / ERROR_FILE).write_text(why.strip() + "\n")
+        first = _summary(why)
+        (out_dir / ERROR_FILE).write_text(first + "\n\n" + why.strip() + "\n")
         bar = "=" * 78
         print(f"{bar}\nzoo: the CPU kernels were NOT built ({first}).\n"
               "zoo works without them (MLX's own, slower CPU ops). To build them, install a C++ compiler\n"

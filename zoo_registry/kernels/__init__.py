@@ -19,6 +19,7 @@ dispatch functions take MLX's arguments and return what MLX's op returns.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -54,6 +55,7 @@ class KernelStatus:
 
 _EXT = None
 _STATUS: Optional[KernelStatus] = None
+_DISABLED = 0  # > 0 inside disabled()
 
 
 def _mlx_version() -> str:
@@ -79,10 +81,12 @@ def _load() -> KernelStatus:
     try:
         from . import _ext as ext
     except ImportError as e:
-        if "_ext" not in str(e) or "No module" not in str(e):
+        built = any(p.name.startswith("_ext.") for p in Path(__file__).parent.iterdir())
+        if built:  # present but not loadable (a missing libmlx, another Python...)
             return KernelStatus(reason=f"extension cannot load: {e}")
         err = Path(__file__).with_name("_build_error.txt")
-        why = f" ({err.read_text().strip().splitlines()[0]})" if err.is_file() and err.read_text().strip() else ""
+        text = err.read_text().strip() if err.is_file() else ""
+        why = f" ({text.splitlines()[0]}; details in {err})" if text else ""
         return KernelStatus(reason=f"not built at install{why}; to build them, install a C++ compiler and run "
                                    "pip install --force-reinstall --no-deps .")
     status = KernelStatus(path=getattr(ext, "__file__", None), mlx_build=ext.MLX_BUILD_VERSION)
@@ -117,7 +121,21 @@ def available() -> bool:
 
 def active() -> bool:
     """True when the kernels serve this call: the extension loaded and the default device is the CPU."""
-    return (_EXT is not None or available()) and mx.default_device() == mx.cpu
+    return not _DISABLED and (_EXT is not None or available()) and mx.default_device() == mx.cpu
+
+
+@contextmanager
+def disabled():
+    """MLX's own ops inside the block (to compare both paths in one process: tests, benchmarks).
+
+    The choice is made when a layer builds its part of the graph, so evaluate inside the block.
+    """
+    global _DISABLED
+    _DISABLED += 1
+    try:
+        yield
+    finally:
+        _DISABLED -= 1
 
 
 def set_threads(n: int) -> None:
