@@ -20,8 +20,11 @@ namespace zoo_kernels {
 
 namespace {
 // How long an idle worker polls for the next job before it sleeps: kernels of one forward pass
-// follow each other within microseconds, a futex wake-up costs tens of them.
-constexpr auto SPIN = std::chrono::microseconds(100);
+// follow each other within microseconds, a futex wake-up costs tens of them. After the first few
+// polls it yields the CPU between polls, so that on a busy machine the threads that have work
+// (MLX's, other processes') run first.
+constexpr auto SPIN = std::chrono::microseconds(50);
+constexpr int SPIN_PAUSES = 256;
 
 std::mutex global_mutex;
 std::unique_ptr<Pool> global_pool;
@@ -75,8 +78,12 @@ void Pool::worker() {
   for (;;) {
     auto until = std::chrono::steady_clock::now() + SPIN;
     for (int spins = 0; gen_.load(std::memory_order_acquire) == seen; ++spins) {
-      if ((spins & 63) == 63 && std::chrono::steady_clock::now() > until) break;
-      ZK_PAUSE();
+      if (spins < SPIN_PAUSES) {
+        ZK_PAUSE();
+        continue;
+      }
+      if (std::chrono::steady_clock::now() > until) break;
+      std::this_thread::yield();
     }
     Job* job;
     {
