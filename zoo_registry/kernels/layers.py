@@ -2,9 +2,10 @@
 
 zoo's own ``Linear`` and MoE layers use the kernels from construction on; :func:`adopt` extends
 that to every architecture: after loading (and quantizing) it swaps the class of each layer that
-is exactly MLX's ``Linear`` / ``QuantizedLinear`` / ``QuantizedEmbedding`` or mlx-lm's
-``SwitchLinear`` / ``QuantizedSwitchLinear`` for zoo's subclass (same parameters, same results,
-MLX's ops on other devices), so plugin models and ``mlx_lm.convert -q`` checkpoints get them too.
+is exactly MLX's ``QuantizedLinear`` / ``QuantizedEmbedding`` or mlx-lm's ``SwitchLinear`` /
+``QuantizedSwitchLinear`` for zoo's subclass (same parameters, same results, MLX's ops on other
+devices), so plugin models and ``mlx_lm.convert -q`` checkpoints get them too. A plain
+``nn.Linear`` keeps its class (a plugin's half-precision dense layers run MLX's matmul).
 """
 
 from __future__ import annotations

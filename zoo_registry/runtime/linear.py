@@ -94,12 +94,14 @@ class QuantizedEmbedding(nn.QuantizedEmbedding):
                                         self.bits, self.mode)
 
 
-_KERNEL_CLASSES = {nn.Linear: Linear, nn.QuantizedLinear: QuantizedLinear, nn.QuantizedEmbedding: QuantizedEmbedding}
+# A plain nn.Linear keeps its class (float layers of plugin models run MLX's matmul); zoo's own
+# models build zoo's Linear, which sends half-precision weights to the kernels.
+_KERNEL_CLASSES = {nn.QuantizedLinear: QuantizedLinear, nn.QuantizedEmbedding: QuantizedEmbedding}
 
 
 def as_kernel_layer(module):
-    """``module`` with its class swapped for zoo's subclass (same parameters) if it is exactly one of
-    MLX's ``Linear`` / ``QuantizedLinear`` / ``QuantizedEmbedding``; anything else is returned as is."""
+    """``module`` with its class swapped for zoo's subclass (same parameters) if it is exactly MLX's
+    ``QuantizedLinear`` or ``QuantizedEmbedding``; anything else is returned as is."""
     cls = _KERNEL_CLASSES.get(type(module))
     if cls is not None:
         module.__class__ = cls
