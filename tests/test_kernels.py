@@ -281,3 +281,24 @@ def test_zoo_load_reports_kernels(tmp_path):
     on, off = load(), load(ZOO_KERNELS="off")
     assert on["active"] and on["layers"]["quantized"] > 0 and on["layers"]["quantized_experts"] > 0
     assert not off["active"] and off["reason"] == "ZOO_KERNELS=off" and off["layers"] == {}
+
+
+def test_mlx_lm_quantized_checkpoint_runs_in_kernels(tmp_path):
+    """A checkpoint quantized by ``mlx_lm.convert -q``: zoo serves its layers with the kernels and its
+    logits equal mlx-lm's own model (MLX's ops) to float rounding."""
+    import mlx_lm
+    from mlx_lm import convert as mlx_convert
+    from zoo_hunyuan.tiny import generate
+
+    from zoo_registry.kernels.layers import served_layers
+    from zoo_registry.loading import load_model
+
+    out = tmp_path / "mlxlm-q4"
+    mlx_convert(str(generate(tmp_path / "tiny")), mlx_path=str(out), quantize=True, q_group_size=32, q_bits=4)
+    theirs, _ = mlx_lm.load(str(out))
+    ours = load_model(out)
+    served = served_layers(ours)
+    assert served.get("quantized", 0) > 0 and served.get("quantized_experts", 0) > 0, served
+    prompt = mx.array([[5, 17, 42, 8, 99, 3]])
+    a, b = np.array(ours(prompt)), np.array(theirs(prompt))
+    assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(b).max())
