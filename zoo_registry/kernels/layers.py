@@ -22,6 +22,7 @@ def adopt(model: nn.Module) -> int:
     from ..runtime.linear import as_kernel_layer
     from ..runtime.moe import as_kernel_switch
 
+    status()  # load + self-check now, not at the first product (which may be inside mx.compile)
     changed = 0
     for _, module in model.named_modules():
         before = type(module)
