@@ -22,6 +22,15 @@ from zoo_registry.runtime.moe import GROUPED_MIN_ROWS_PER_EXPERT, MoE, expert_pa
 cpu_only = pytest.mark.skipif(mx.default_device() != mx.cpu, reason="the grouped paths are CPU-only")
 
 
+@pytest.fixture(autouse=True)
+def mlx_ops_only():
+    """These are MLX's own paths; zoo's CPU kernels (tests/test_kernels.py) would serve the half/quantized cases."""
+    from zoo_registry import kernels
+
+    with kernels.disabled():
+        yield
+
+
 def randomize(module, std=0.1, seed=0):
     mx.random.seed(seed)
     module.load_weights([(k, mx.random.normal(v.shape) * std) for k, v in tree_flatten(module.parameters())])

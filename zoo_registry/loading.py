@@ -246,6 +246,8 @@ def load_model(
     from .runtime import blas
 
     blas.activate()  # before this process first imports mlx.core, or it cannot take effect
+    from .kernels.layers import adopt as adopt_kernels
+
     start = time.perf_counter()
     registry, resolved, config, overrides, arch, normalised = _prepare(source, config_overrides, registry,
                                                                        allow_pickle_weights or None)
@@ -281,6 +283,7 @@ def load_model(
         if quantization is not None:
             raise ConfigError(f"{resolved.path}: the checkpoint is already quantized ({quantization.get('bits')} bits); cannot quantize it again")
         quantization = quantize_model(model, quantize, group_size)
+    adopt_kernels(model)  # zoo's CPU kernels for every architecture's (quantized) linears, see kernels/
     model.eval()
     if not lazy:
         evaluate(model, resolved.path)

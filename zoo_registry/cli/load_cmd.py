@@ -100,6 +100,7 @@ def summary(args, model, info, card) -> dict:
 
     from ..generation import model_stats
     from ..registry import get_registry
+    from ..kernels.layers import report as kernel_report
     from ..runtime import blas
 
     stats = model_stats(model, info.config)
@@ -129,6 +130,7 @@ def summary(args, model, info, card) -> dict:
         "layers": stats.layers,
         "load_seconds": round(float(info.seconds), 4),
         "blas": blas.status().as_dict(),
+        "kernels": kernel_report(model),
         "report": report.as_dict() if report is not None else None,
         "pickle_files": [str(p) for p in getattr(info, "pickle_files", [])],
     }
@@ -170,6 +172,10 @@ def print_summary(out: dict, info, explain: bool = False, stream=None) -> None:
         from ..runtime.blas import BlasStatus
 
         row("CPU BLAS", BlasStatus(**out["blas"]).describe().removeprefix("BLAS: "))
+    if out.get("kernels"):
+        from ..kernels.layers import describe as describe_kernels
+
+        row("CPU kernels", describe_kernels(out["kernels"]))
     report = info.report
     if report is None:
         return

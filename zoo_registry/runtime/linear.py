@@ -11,6 +11,12 @@ MLX's half-precision kernels beat the reference sgemm and nothing is cast.
 
 The weights stay in their dtype (the memory a bfloat16 checkpoint saves is kept); only the
 product is computed in float32 and cast back.
+
+When zoo's CPU kernels are built (:mod:`zoo_registry.kernels`) they take over on the CPU: a
+half-precision weight is read as it is stored, at memory speed for one row and by tiled GEMM for
+many, and :class:`QuantizedLinear` / :class:`QuantizedEmbedding` (what ``nn.quantize`` makes of
+zoo's :class:`Linear`, or what the loader swaps in for MLX's own classes) multiply MLX's affine
+4/8-bit weights there too. On other devices, or without the extension, MLX's ops run.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from functools import lru_cache
 
 import mlx.core as mx
 import mlx.nn as nn
+
+from .. import kernels
 
 HALF = (mx.bfloat16, mx.float16)
 UPCAST_MIN_ROWS = 8  # from this many input rows, a float32 GEMM beats the half-precision one
@@ -44,7 +52,10 @@ def fp32_compute(rows: int, dtype: mx.Dtype, elements: int) -> bool:
 
 
 def matmul_t(x: mx.array, weight: mx.array) -> mx.array:
-    """``x @ weight.T`` in ``x.dtype``, computed in float32 when :func:`fp32_compute` says so."""
+    """``x @ weight.T`` in ``x.dtype``: zoo's kernels for a half-precision weight on the CPU, else
+    computed in float32 when :func:`fp32_compute` says so."""
+    if weight.ndim == 2 and kernels.half_ok(x, weight):
+        return kernels.half_matmul_t(x, weight)
     if fp32_compute(x.size // x.shape[-1], weight.dtype, weight.size):
         return (x.astype(mx.float32) @ weight.astype(mx.float32).T).astype(x.dtype)
     return x @ weight.T
@@ -58,3 +69,40 @@ class Linear(nn.Linear):
         if "bias" in self:
             y = y + self["bias"].astype(y.dtype)
         return y
+
+    def to_quantized(self, *args, **kwargs):
+        """``nn.Linear.to_quantized``, returning zoo's :class:`QuantizedLinear` (same parameters)."""
+        return as_kernel_layer(super().to_quantized(*args, **kwargs))
+
+
+class QuantizedLinear(nn.QuantizedLinear):
+    """``mlx.nn.QuantizedLinear`` whose product runs in zoo's CPU kernels when they serve it."""
+
+    def __call__(self, x: mx.array) -> mx.array:
+        y = kernels.quantized_matmul(x, self["weight"], self["scales"], self.get("biases"), self.group_size,
+                                     self.bits, self.mode)
+        if "bias" in self:
+            y = y + self["bias"]
+        return y
+
+
+class QuantizedEmbedding(nn.QuantizedEmbedding):
+    """``mlx.nn.QuantizedEmbedding`` whose ``as_linear`` (a tied LM head) runs in zoo's CPU kernels."""
+
+    def as_linear(self, x: mx.array) -> mx.array:
+        return kernels.quantized_matmul(x, self["weight"], self["scales"], self.get("biases"), self.group_size,
+                                        self.bits, self.mode)
+
+
+# A plain nn.Linear keeps its class (float layers of plugin models run MLX's matmul); zoo's own
+# models build zoo's Linear, which sends half-precision weights to the kernels.
+_KERNEL_CLASSES = {nn.QuantizedLinear: QuantizedLinear, nn.QuantizedEmbedding: QuantizedEmbedding}
+
+
+def as_kernel_layer(module):
+    """``module`` with its class swapped for zoo's subclass (same parameters) if it is exactly MLX's
+    ``QuantizedLinear`` or ``QuantizedEmbedding``; anything else is returned as is."""
+    cls = _KERNEL_CLASSES.get(type(module))
+    if cls is not None:
+        module.__class__ = cls
+    return module

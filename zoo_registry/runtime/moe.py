@@ -31,6 +31,10 @@ How the experts run on the CPU (:meth:`MoE.experts`; on other devices always ``S
   :func:`.linear.fp32_compute` says it pays (an optimised BLAS serves MLX, see :mod:`.blas`, and
   the GEMM has rows enough or the expert is small): MLX's own half-precision CPU matmul is several
   times slower than sgemm there. Otherwise the native half-precision matmul is kept.
+- When zoo's CPU kernels are built (:mod:`zoo_registry.kernels`), quantized and half-precision
+  experts run through ``SwitchGLU`` with :class:`KernelQuantizedSwitchLinear` /
+  :class:`KernelSwitchLinear`: one kernel call per projection computes the selected experts only
+  (rows grouped by expert inside the kernel), no per-token loop, no host synchronisation.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ from typing import Optional, Tuple
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx_lm.models.switch_layers import SwitchGLU, SwitchLinear
+from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchGLU, SwitchLinear
+
+from .. import kernels
 
 from .linear import fp32_compute
 from .mlp import MLP
@@ -138,12 +144,16 @@ def needs_grouped_path(glu: SwitchGLU, x: mx.array) -> bool:
 
 
 def expert_path(glu: SwitchGLU, x: mx.array, inds: mx.array) -> str:
-    """Which implementation :meth:`MoE.experts` uses: ``"gather"``, ``"grouped"`` or ``"grouped-fp32"``.
+    """Which implementation :meth:`MoE.experts` uses: ``"kernels"``, ``"gather"``, ``"grouped"`` or ``"grouped-fp32"``.
+
+    ``"kernels"`` is ``SwitchGLU`` with zoo's CPU kernels (:func:`kernel_experts`).
 
     ``"gather"`` is ``SwitchGLU`` (``gather_mm`` / ``gather_qmm``): quantized experts, devices
     other than the CPU, and short float32 inputs. ``"grouped"`` is :func:`grouped_switch_glu` in
     the weights' dtype, ``"grouped-fp32"`` the same with half-precision weights upcast per expert.
     """
+    if kernel_experts(glu, x):
+        return "kernels"
     if not isinstance(glu.gate_proj, SwitchLinear) or mx.default_device() != mx.cpu:
         return "gather"
     w = glu.gate_proj.weight  # [E, out, in]
@@ -176,13 +186,15 @@ class MoE(nn.Module):
         self.renormalize = renormalize
         self.gate = Router(dims, num_experts)
         self.switch_mlp = SwitchGLU(dims, hidden_dims, num_experts, bias=bias)
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            as_kernel_switch(self.switch_mlp[proj])
         if shared_hidden_dims:
             self.shared_mlp = MLP(dims, shared_hidden_dims)
 
     def experts(self, x: mx.array, inds: mx.array) -> mx.array:
         """Outputs of the selected experts, ``[..., k, D]`` (path chosen by :func:`expert_path`)."""
         path = expert_path(self.switch_mlp, x, inds)
-        if path == "gather":
+        if path in ("gather", "kernels"):
             return self.switch_mlp(x, inds)
         return grouped_switch_glu(self.switch_mlp, x, inds, mx.float32 if path == "grouped-fp32" else None)
 
@@ -193,3 +205,54 @@ class MoE(nn.Module):
         if "shared_mlp" in self:
             y = y + self.shared_mlp(x)
         return y
+
+
+# -- zoo's CPU kernels for the experts ------------------------------------------------------------
+
+
+class KernelSwitchLinear(SwitchLinear):
+    """mlx-lm's ``SwitchLinear`` whose bfloat16/float16 gather product runs in zoo's CPU kernels."""
+
+    def __call__(self, x: mx.array, indices: mx.array, sorted_indices: bool = False) -> mx.array:
+        if not kernels.half_ok(x, self["weight"]):
+            return super().__call__(x, indices, sorted_indices)
+        y = kernels.gather_half_mm(x, self["weight"], indices)
+        if "bias" in self:
+            y = y + mx.expand_dims(self["bias"][indices], -2)
+        return y
+
+    def to_quantized(self, *args, **kwargs):
+        """``SwitchLinear.to_quantized``, returning :class:`KernelQuantizedSwitchLinear`."""
+        return as_kernel_switch(super().to_quantized(*args, **kwargs))
+
+
+class KernelQuantizedSwitchLinear(QuantizedSwitchLinear):
+    """mlx-lm's ``QuantizedSwitchLinear`` whose ``gather_qmm`` runs in zoo's CPU kernels."""
+
+    def __call__(self, x: mx.array, indices: mx.array, sorted_indices: bool = False) -> mx.array:
+        y = kernels.gather_qmm(x, self["weight"], self["scales"], self.get("biases"), indices, self.group_size,
+                               self.bits, self.mode, sorted_indices, getattr(self, "global_scale", None))
+        if "bias" in self:
+            y = y + mx.expand_dims(self["bias"][indices], -2)
+        return y
+
+
+_KERNEL_SWITCH = {SwitchLinear: KernelSwitchLinear, QuantizedSwitchLinear: KernelQuantizedSwitchLinear}
+
+
+def as_kernel_switch(module):
+    """``module`` with its class swapped for zoo's kernel subclass if it is exactly mlx-lm's
+    ``SwitchLinear`` or ``QuantizedSwitchLinear`` (same parameters); anything else as is."""
+    cls = _KERNEL_SWITCH.get(type(module))
+    if cls is not None:
+        module.__class__ = cls
+    return module
+
+
+def kernel_experts(glu: SwitchGLU, x: mx.array) -> bool:
+    """True when ``glu``'s experts run in zoo's CPU kernels for this input."""
+    proj = glu.gate_proj
+    if isinstance(proj, KernelQuantizedSwitchLinear):
+        return kernels.active() and proj.mode == "affine" and proj.bits in kernels.QUANT_BITS and \
+            proj.group_size in kernels.QUANT_GROUPS and x.dtype in kernels.FLOATS
+    return isinstance(proj, KernelSwitchLinear) and kernels.half_ok(x, proj.weight)
