@@ -112,9 +112,9 @@ def _multiarch() -> str:
 def environment_lib_dirs() -> List[Path]:
     """The ``lib`` folders of this Python environment that pip fills from wheels' data files:
     ``<sys.prefix>/lib`` (a venv or conda env; where the ``mkl`` wheel puts ``libmkl_rt.so.N``) and,
-    for ``pip install --user``, ``<site.USER_BASE>/lib``."""
+    for ``pip install --user`` when this interpreter reads the user site, ``<site.USER_BASE>/lib``."""
     dirs = [Path(sys.prefix) / "lib"]
-    user = site.getuserbase() if hasattr(site, "getuserbase") else None
+    user = site.getuserbase() if getattr(site, "ENABLE_USER_SITE", False) else None
     if user and Path(user, "lib") not in dirs:
         dirs.append(Path(user) / "lib")
     return [d for d in dirs if d.is_dir()]
