@@ -203,23 +203,25 @@ def main() -> int:
     p.add_argument("--tokens", type=int, default=128, help="decode tokens")
     p.add_argument("--poll", type=int, default=0, help="llama-bench --poll (0: idle threads sleep)")
     p.add_argument("--out", type=Path, help="write the Markdown report here (also printed)")
-    p.add_argument("--skip-check", action="store_true", help="skip the greedy-token check")
+    p.add_argument("--skip-check", action="store_true", help="skip the greedy-token check (also skipped without llama.cpp)")
+    p.add_argument("--jsonl", type=Path, help="append every run here (default: results.jsonl in the cache folder)")
     args = p.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     dtypes, tools = args.dtypes.split(","), args.tools.split(",")
 
     cache = build.cache_dir()
-    bins = build.build()
+    with_llama = "llama.cpp" in tools
+    bins = build.build() if with_llama else build.binaries()
     ckpt = checkpoint.write(cache / "ckpt" / "a13b-small")
-    ggufs = convert.gguf_files(build.source_tree(), bins["llama-quantize"], ckpt, cache / "gguf")
+    ggufs = convert.gguf_files(build.source_tree(), bins["llama-quantize"], ckpt, cache / "gguf") if with_llama else {}
     zoo_q = convert.zoo_folders(ckpt, cache / "ckpt")
     mlx_q = convert.mlx_lm_folders(ckpt, cache / "ckpt") if "mlx-lm" in tools else {}
-    check = None if args.skip_check else greedy_check(bins, ggufs, ckpt)
+    check = None if args.skip_check or not with_llama else greedy_check(bins, ggufs, ckpt)
     info = machine()
     info["bandwidth_gbs"] = round(bandwidth() / 1e9, 1)
     blas_env = zoo_blas_env()
     prompt = (ckpt / f"prompt_{args.prompt}.txt").read_text()
-    jsonl = cache / "results.jsonl"
+    jsonl = args.jsonl or cache / "results.jsonl"
     records = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for rep in range(args.reps):
@@ -242,7 +244,7 @@ def main() -> int:
                 for t in threads:
                     records.append({"tool": "llama.cpp", "dtype": d, "threads": t, "rep": rep, "load": before, **out[t]})
             with open(jsonl, "a") as f:
-                for rec in records[-(len(threads) * 2 + 1):]:
+                for rec in [r for r in records if r["rep"] == rep and r["dtype"] == d]:
                     f.write(json.dumps({"started": started, **rec}) + "\n")
             print(f"rep {rep + 1} {d}: " + ", ".join(f"{r['tool']} t{r['threads']} {fmt(r.get('prefill'))}/{fmt(r.get('decode'))}"
                                                      for r in records if r["rep"] == rep and r["dtype"] == d), file=sys.stderr)
