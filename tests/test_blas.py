@@ -177,6 +177,7 @@ def test_preloaded_blas_is_reported_not_loaded_twice():
     status = record["status"]
     assert status["effective"] is True and status["path"] == os.path.realpath(path)
     assert "already in the global scope" in status["reason"]
+    assert record["final"]["bound"] == status["path"]  # the preloaded library is what MLX calls
 
 
 def test_status_before_activate_says_so():
