@@ -276,7 +276,8 @@ def render(args, info, check, records, dtypes, threads, ggufs, zoo_q, ckpt, blas
                ", ".join(f"{k} {sum(f.stat().st_size for f in v.glob('*.safetensors')):,}" for k, v in zoo_q.items()) + ".")
     if check is not None:
         out += ["", f"Greedy check (16-token prompt, 32 tokens, f32 GGUF vs zoo float32): "
-                    f"{'EQUAL' if check['equal'] else 'DIFFERENT'} ({check['tokens_agreeing']} of {check['zoo_ids']} tokens agree). "
+                    f"{'EQUAL' if check['equal'] else 'DIFFERENT'} (texts {'identical' if check['zoo_text'].strip() == check['llama_text'] else 'differ'}; "
+                    f"re-encoded, {check['tokens_agreeing']} of {check['zoo_ids']} ids agree). "
                     f"zoo: `{check['zoo_text'][:120]}`; llama.cpp: `{check['llama_text'][:120]}`."]
     total = (ckpt / "model.safetensors").stat().st_size / 4
     q4 = sum(f.stat().st_size for f in zoo_q["q4"].glob("*.safetensors")) if "q4" in zoo_q else None
