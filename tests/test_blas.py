@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -44,7 +45,7 @@ CHILD = textwrap.dedent(
         np.save(sys.argv[2] + "/v.npy", np.array(v))
     maps = sorted({line.split()[-1] for line in open("/proc/self/maps") if line.split()[-1].startswith("/")})
     print(json.dumps({"status": record, "maps": maps, "again": blas.activate().as_dict() == record,
-                      "shown": blas.status().describe()}))
+                      "shown": blas.status().describe(), "final": blas.status().as_dict()}))
     """
 )
 
@@ -108,6 +109,8 @@ def test_off_keeps_mlx_bundled_blas(off_result, gemm_inputs):
     assert blas_maps(record["maps"]) == []
     assert any("mlx_cpu.libs/libblas" in m for m in record["maps"])  # the reference BLAS serves MLX
     assert "bundled" in record["shown"]
+    # read from libmlx's GOT: the reference BLAS the wheel bundles is what MLX calls
+    assert "mlx_cpu.libs/libblas" in record["final"]["bound"] and record["final"]["bound"] in record["maps"]
     np.testing.assert_allclose(y[0], gemm_inputs[1], rtol=1e-4, atol=1e-4)
 
 
@@ -122,6 +125,7 @@ def test_provider_is_mapped_and_gives_the_same_gemm(mode, gemm_inputs, off_resul
         assert status["library"].lower() == mode
     assert status["version"] and status["threads"] >= 1
     assert record["again"]  # activate() is idempotent
+    assert record["final"]["bound"] == status["path"] and record["final"]["effective"]  # MLX calls it
     _, y_off, v_off = off_result
     # Equal to the reference-BLAS result up to float32 summation order, for both weight layouts.
     np.testing.assert_allclose(y, y_off, rtol=1e-4, atol=2e-4)
@@ -131,10 +135,13 @@ def test_provider_is_mapped_and_gives_the_same_gemm(mode, gemm_inputs, off_resul
 
 
 def test_auto_prefers_blis_when_both_are_installed():
+    from zoo_registry.runtime import blas
+
     if not (installed("blis") and installed("openblas")):
         pytest.skip("needs both libblis4-pthread and libopenblas0-pthread installed")
     status = run_child("auto")["status"]
-    assert status["library"] == "BLIS" and status["skipped"] == []
+    # MKL installed in this environment (the [fast] extra) comes first; otherwise BLIS
+    assert status["library"] == ("MKL" if blas.environment_mkl() else "BLIS") and status["skipped"] == []
 
 
 def test_missing_path_is_a_clear_error():
@@ -170,9 +177,149 @@ def test_preloaded_blas_is_reported_not_loaded_twice():
     status = record["status"]
     assert status["effective"] is True and status["path"] == os.path.realpath(path)
     assert "already in the global scope" in status["reason"]
+    assert record["final"]["bound"] == status["path"]  # the preloaded library is what MLX calls
 
 
 def test_status_before_activate_says_so():
     code = "from zoo_registry.runtime import blas; print(blas.status().describe())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert "has not run" in out
+
+
+# --- MKL from PyPI (the [fast] extra): found inside the environment, sequential layer, bound by MLX ---
+
+FAKE_MKL = r"""
+#include <stdlib.h>
+#include <string.h>
+/* A real shared library with MKL's entry points that zoo uses: a naive but correct cblas_sgemm
+   (row/column major, transposes), the version and thread queries, and what the library saw of
+   MKL_THREADING_LAYER when it initialised (as libmkl_rt reads it then). */
+static char seen[64] = "unset";
+static long calls = 0;
+__attribute__((constructor)) static void init(void) {
+    const char *v = getenv("MKL_THREADING_LAYER");
+    if (v) { strncpy(seen, v, sizeof(seen) - 1); }
+}
+const char *fake_layer_seen(void) { return seen; }
+long fake_sgemm_calls(void) { return calls; }
+int MKL_Get_Max_Threads(void) { return 1; }
+void MKL_Get_Version_String(char *buf, int len) {
+    strncpy(buf, "Intel(R) oneAPI Math Kernel Library Version 2099.1-Product Build 20990101 (zoo test)", len - 1);
+    buf[len - 1] = 0;
+}
+static float at(const float *x, int ld, int row_major, int trans, int i, int j) {
+    if (trans) { int t = i; i = j; j = t; }
+    return row_major ? x[(long)i * ld + j] : x[i + (long)j * ld];
+}
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc) {
+    int rm = order == 101;
+    calls++;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) s += (double)at(a, lda, rm, ta != 111, i, p) * at(b, ldb, rm, tb != 111, p, j);
+            float *out = rm ? &c[(long)i * ldc + j] : &c[i + (long)j * ldc];
+            *out = (float)(alpha * s + (beta == 0.0f ? 0.0 : beta * *out));
+        }
+}
+"""
+
+FAKE_CHILD = textwrap.dedent(
+    """
+    import ctypes, json, sys
+    sys.prefix = sys.argv[1]  # the environment the provider searches: <prefix>/lib
+    from zoo_registry.runtime import blas
+    record = blas.activate().as_dict()
+    import numpy as np
+    import mlx.core as mx
+    a, w = np.load(sys.argv[2] + "/a.npy"), np.load(sys.argv[2] + "/w.npy")
+    with mx.stream(mx.cpu):
+        y = mx.array(a) @ mx.array(w)
+        mx.eval(y)
+    np.save(sys.argv[2] + "/y.npy", np.array(y))
+    final = blas.status().as_dict()
+    fake = ctypes.CDLL(final["path"])
+    fake.fake_layer_seen.restype = ctypes.c_char_p
+    print(json.dumps({"status": record, "final": final, "shown": blas.status().describe(),
+                      "layer_seen": fake.fake_layer_seen().decode(), "calls": fake.fake_sgemm_calls()}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def fake_prefix(tmp_path_factory):
+    """``<prefix>/lib/libmkl_rt.so.{2,10}``: two sonames, so the newest (10, not 2 by string order) wins."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the stand-in libmkl_rt")
+    prefix = tmp_path_factory.mktemp("env")
+    (prefix / "lib").mkdir()
+    source = prefix / "fake_mkl.c"
+    source.write_text(FAKE_MKL)
+    for soname in ("libmkl_rt.so.2", "libmkl_rt.so.10"):
+        subprocess.run([cc, "-O1", "-shared", "-fPIC", "-o", str(prefix / "lib" / soname), str(source)], check=True)
+    return prefix
+
+
+def run_fake(prefix, gemm_inputs, extra_env=None, mode="auto"):
+    folder = prefix / f"data-{mode}-{len(extra_env or {})}"
+    folder.mkdir()
+    for name in ("a.npy", "w.npy"):
+        (folder / name).write_bytes((gemm_inputs[0] / name).read_bytes())
+    env = dict(os.environ, ZOO_BLAS=mode, PYTHONUSERBASE=str(prefix / "no-user-base"))
+    for name in ("LD_PRELOAD", "MKL_THREADING_LAYER"):
+        env.pop(name, None)
+    env.update(extra_env or {})
+    proc = subprocess.run([sys.executable, "-c", FAKE_CHILD, str(prefix), str(folder)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(folder / "y.npy")
+
+
+def test_environment_lib_dirs_and_newest_mkl(fake_prefix, monkeypatch):
+    from zoo_registry.runtime import blas
+
+    monkeypatch.setattr(sys, "prefix", str(fake_prefix))
+    monkeypatch.setattr(blas.site, "getuserbase", lambda: str(fake_prefix / "missing"))
+    assert blas.environment_lib_dirs() == [fake_prefix / "lib"]
+    assert blas.environment_mkl() == [str(fake_prefix / "lib" / n) for n in ("libmkl_rt.so.10", "libmkl_rt.so.2")]
+    assert blas.candidates()[0] == ("mkl", str(fake_prefix / "lib" / "libmkl_rt.so.10"))
+
+
+@pytest.mark.parametrize("mode", ["auto", "mkl"])
+def test_mkl_in_the_environment_is_loaded_sequential_and_bound(mode, fake_prefix, gemm_inputs):
+    record, y = run_fake(fake_prefix, gemm_inputs, mode=mode)
+    status, final = record["status"], record["final"]
+    expected = os.path.realpath(fake_prefix / "lib" / "libmkl_rt.so.10")
+    assert status["library"] == "MKL" and status["path"] == expected and status["effective"]
+    assert status["version"] == "MKL 2099.1 (build 20990101)" and status["threads"] == 1
+    assert record["layer_seen"] == "SEQUENTIAL"  # in the environment when the library initialised
+    assert "MKL_THREADING_LAYER=SEQUENTIAL (set by zoo)" in status["reason"]
+    assert final["bound"] == expected and final["effective"]  # libmlx's GOT points into it...
+    assert record["calls"] > 0  # ...and MLX's matmul really ran there
+    assert "MLX's cblas_sgemm bound to it" in record["shown"]
+    np.testing.assert_allclose(y, gemm_inputs[1], rtol=1e-4, atol=2e-4)
+
+
+def test_a_layer_the_user_chose_is_kept_and_said(fake_prefix, gemm_inputs):
+    record, _ = run_fake(fake_prefix, gemm_inputs, extra_env={"MKL_THREADING_LAYER": "GNU"})
+    assert record["layer_seen"] == "GNU"
+    assert "MKL_THREADING_LAYER=GNU (set by you)" in record["status"]["reason"]
+
+
+def test_real_mkl_wheel_runs_sequential():
+    """With the [fast] extra installed: the real libmkl_rt from the environment, its sequential
+    layer mapped (no threaded layer, no OpenMP runtime) and MLX bound to it."""
+    from zoo_registry.runtime import blas
+
+    if not blas.environment_mkl():
+        pytest.skip('the mkl wheel is not installed in this environment (pip install ".[fast]")')
+    record = run_child("mkl", data="-")
+    status, final = record["status"], record["final"]
+    assert status["path"] == os.path.realpath(blas.environment_mkl()[0])
+    assert status["version"].startswith("MKL 20") and status["threads"] == 1 and status["threading"] == "sequential"
+    names = {os.path.basename(m) for m in record["maps"]}
+    assert any(n.startswith("libmkl_sequential") for n in names)
+    assert not any(n.startswith(("libmkl_gnu_thread", "libmkl_intel_thread", "libmkl_tbb_thread", "libiomp5")) for n in names)
+    assert final["bound"] == status["path"]
