@@ -174,6 +174,8 @@ def _load_with_mlx_lm(folder: Path, extra: dict, eos, file, auto_map):
         raise
     except Exception as e:  # noqa: BLE001 - transformers/tokenizers raise many types for a bad tokenizer
         if auto_map and ("custom code" in str(e) or "trust_remote_code" in str(e)):
+            if (folder / "tokenizer.json").is_file():  # e.g. Hunyuan-7B-Instruct: HYTokenizer's auto_map beside a tokenizer.json
+                return _from_tokenizer_json(folder, extra, eos, file, auto_map)
             raise UnsafeInputError(
                 f"{file}::$.auto_map: the tokenizer needs the checkpoint's own Python code ({_short_ref(auto_map)}), which zoo never runs",
                 hint="install a zoo plugin that registers this tokenizer class (`zoo plugins`), convert the tokenizer to "
@@ -186,6 +188,25 @@ def _load_with_mlx_lm(folder: Path, extra: dict, eos, file, auto_map):
         warnings.warn(f"{file}::$.auto_map: ignored; zoo never runs the checkpoint's tokenizer code ({_short_ref(auto_map)}), "
                       "so transformers' built-in tokenizer classes were used", ZooWarning, stacklevel=4)
     return tokenizer
+
+
+def _from_tokenizer_json(folder: Path, extra: dict, eos, file, auto_map):
+    """The folder's ``tokenizer.json`` through transformers' ``PreTrainedTokenizerFast``, the
+    ``auto_map`` ignored (transformers refuses the folder before it looks at tokenizer.json)."""
+    from mlx_lm.tokenizer_utils import BPEStreamingDetokenizer, NaiveStreamingDetokenizer, TokenizerWrapper
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), **extra)
+    except Exception as e:  # noqa: BLE001 - transformers raises many types
+        raise CheckpointError(f"{folder / 'tokenizer.json'}: cannot load the tokenizer: {type(e).__name__}: {e}") from None
+    decoder = (read_json(folder / "tokenizer.json", "tokenizer").get("decoder") or {})
+    parts = decoder.get("decoders", [decoder]) if isinstance(decoder, dict) else []
+    byte_level = any(isinstance(d, dict) and d.get("type") == "ByteLevel" for d in parts)
+    warnings.warn(f"{file}::$.auto_map: ignored; zoo never runs the checkpoint's tokenizer code ({_short_ref(auto_map)}), "
+                  "so the folder's tokenizer.json was loaded with transformers' PreTrainedTokenizerFast", ZooWarning, stacklevel=5)
+    return TokenizerWrapper(tokenizer, BPEStreamingDetokenizer if byte_level else NaiveStreamingDetokenizer,
+                            eos_token_ids=[eos] if isinstance(eos, int) else eos)
 
 
 def _short_ref(auto_map) -> str:
