@@ -123,6 +123,7 @@ def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
     import mlx.core as mx
 
     from ..chat import Result, TextGenerator
+    from ..kernels.layers import describe as describe_kernels, report as kernel_report
     from ..runtime import blas
 
     _check(args)
@@ -155,7 +156,8 @@ def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
                    tool_calls=[c.as_dict() for c in result.tool_calls], raw=result.raw, prompt_tokens=stats.prompt_tokens,
                    prompt_tps=stats.prompt_tps, generation_tokens=stats.generation_tokens, generation_tps=stats.generation_tps,
                    peak_memory_gb=stats.peak_memory_gb, finish_reason=stats.finish_reason, sampling=sampling.as_dict(),
-                   thinking=rendered.thinking, output_parser=gen.output_parser, blas=blas.status().as_dict())
+                   thinking=rendered.thinking, output_parser=gen.output_parser, blas=blas.status().as_dict(),
+                   kernels=kernel_report(gen.model))
         print_json(out)
         return 0
     printer._end_reasoning()
@@ -172,6 +174,7 @@ def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
         for line in stats.lines():
             print(line, file=sys.stderr)
         print(blas.status().describe(), file=sys.stderr)
+        print(f"CPU kernels: {describe_kernels(kernel_report(gen.model))}", file=sys.stderr)
     return 0
 
 
