@@ -290,7 +290,7 @@ def finish(model, tensors: dict, result, fmt: QuantFormat, stats: dict, *, dtype
     converted = {k.rsplit(".", 1)[0] for k, p in result.provenance.items()
                  if k in tensors and k.endswith(".biases") and any(o in EXACT for o in p.ops)}
     if converted:
-        from .loading import apply_checkpoint_quantization
+        from .loading.quantize import apply_checkpoint_quantization
 
         group = stats["groups"].most_common(1)[0][0] if stats["groups"] else 64
         apply_checkpoint_quantization(model, {"bits": fmt.bits, "group_size": group}, tensors, config_file=fmt.where)

@@ -1,0 +1,84 @@
+"""Quantization stage: MLX-quantized checkpoints get quantized layers; ``quantize=`` quantizes a model.
+
+Which modules stay in full precision comes from the architecture, never from names in the core:
+
+- a module whose class (or instance) sets ``keep_float = True`` is never quantized, nor anything
+  inside it (zoo's MoE :class:`~zoo_registry.runtime.moe.Router` does: a few KB per layer, and
+  near-tie routing flips otherwise);
+- a model's ``quant_predicate(path, module)`` (mlx-lm's convention) decides for the rest;
+- mlx-lm's own model classes keep mlx-lm's router names (:data:`.builtin.MLX_LM_KEEP_FLOAT`).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Tuple
+
+from ..errors import ConfigError
+
+QUANT_BITS = (2, 3, 4, 5, 6, 8)
+GROUP_SIZES = (32, 64, 128)
+KEEP_FLOAT = "keep_float"  # the attribute a module class sets to stay unquantized
+
+
+def check_bits(quantize) -> None:
+    """``quantize`` must be one of :data:`QUANT_BITS` (or ``None``)."""
+    if quantize is not None and quantize not in QUANT_BITS:
+        raise ConfigError(f"quantize={quantize!r}: expected one of {', '.join(map(str, QUANT_BITS))} bits")
+
+
+def keep_float_paths(model) -> Tuple[str, ...]:
+    """Paths of the modules of ``model`` that declare ``keep_float = True``."""
+    return tuple(path for path, module in model.named_modules() if getattr(module, KEEP_FLOAT, False) is True)
+
+
+def _inside(path: str, roots: Iterable[str]) -> bool:
+    return any(path == root or path.startswith(root + ".") for root in roots)
+
+
+def apply_checkpoint_quantization(model, quantization: dict, tensors: dict, config_file: str = "config.json") -> None:
+    """Swap in quantized layers for a checkpoint written by ``mlx_lm.convert -q``.
+
+    A layer is quantized iff its ``.scales`` tensor exists (as in mlx-lm); bits and group size are
+    read from the shapes (per-layer entries of ``quantization`` take precedence).
+    """
+    import mlx.nn as nn
+
+    bits, gs = quantization.get("bits"), quantization.get("group_size")
+    mode = quantization.get("mode", "affine")
+    if not isinstance(bits, int) or not isinstance(gs, int):
+        raise ConfigError(f"{config_file}::$.quantization: expected integer bits and group_size, got {quantization!r}")
+
+    def predicate(path, module):
+        if path in quantization:
+            return quantization[path]
+        if not hasattr(module, "to_quantized") or f"{path}.scales" not in tensors:
+            return False
+        in_dims = module.weight.shape[-1]
+        scales, weight = tensors[f"{path}.scales"], tensors[f"{path}.weight"]
+        return {"group_size": in_dims // scales.shape[-1], "bits": (weight.shape[-1] * 32) // in_dims, "mode": mode}
+
+    nn.quantize(model, group_size=gs, bits=bits, mode=mode, class_predicate=predicate)
+
+
+def quantize_model(model, bits: int, group_size: int = 64) -> dict:
+    """Affine-quantize every layer whose input size divides by ``group_size``, except the modules
+    the architecture keeps in full precision (see the module docstring)."""
+    import mlx.nn as nn
+
+    from .builtin import builtin_keep_float
+
+    if group_size not in GROUP_SIZES:
+        raise ConfigError(f"group_size={group_size!r}: expected 32, 64 or 128")
+    own = getattr(model, "quant_predicate", None)
+    kept = keep_float_paths(model)
+    suffixes = builtin_keep_float(model)
+
+    def predicate(path, module):
+        if not hasattr(module, "to_quantized") or _inside(path, kept) or (suffixes and path.endswith(suffixes)):
+            return False
+        if module.weight.shape[-1] % group_size:
+            return False
+        return own(path, module) if own is not None else True
+
+    nn.quantize(model, group_size=group_size, bits=bits, class_predicate=predicate)
+    return {"group_size": group_size, "bits": bits, "mode": "affine"}
