@@ -135,3 +135,11 @@ def test_old_private_names_still_import():
         assert hasattr(loading, name), name
     assert importlib.import_module("zoo_registry.loading").load_tokenizer is not None
     assert loading.mx_dtype("bfloat16") == mx.bfloat16
+
+
+def test_the_two_evaluate_functions_have_distinct_names():
+    from zoo_registry import distributed, generation
+
+    assert generation.evaluate_with_progress is not distributed.evaluate_parameters
+    with pytest.deprecated_call():
+        assert generation.evaluate_parameters is generation.evaluate_with_progress
