@@ -65,11 +65,24 @@ def test_a_module_that_declares_keep_float_stays_unquantized():
     assert isinstance(model.layers[0].mlp.up_proj, nn.QuantizedLinear)
 
 
-def test_a_plugin_module_is_not_kept_by_its_name_alone():
-    """No architecture's names in the core: a plugin's ``mlp.gate`` that declares nothing is quantized."""
+def test_a_model_that_declares_keep_float_gets_no_name_based_guess():
+    """No architecture's names in the core: once a model declares, an undeclared ``mlp.gate`` is quantized."""
     model = Toy(nn.Linear(64, 4, bias=False))
+    model.layers.append(Layer(KeptRouter()))
     quantize_model(model, 4, 64)
     assert isinstance(model.layers[0].mlp.gate, nn.QuantizedLinear)
+    assert type(model.layers[1].mlp.gate.wg) is nn.Linear
+
+
+def test_a_model_that_declares_nothing_keeps_its_router_by_name_with_a_deprecation():
+    """A plugin written before ``keep_float`` keeps today's behaviour and is told what to change."""
+    from zoo_registry.errors import ZooWarning
+
+    model = Toy(nn.Linear(64, 4, bias=False))
+    with pytest.warns(ZooWarning, match="keep_float = True"):
+        quantize_model(model, 4, 64)
+    assert type(model.layers[0].mlp.gate) is nn.Linear
+    assert isinstance(model.layers[0].mlp.up_proj, nn.QuantizedLinear)
 
 
 def test_zoo_moe_router_declares_keep_float():

@@ -7,13 +7,19 @@ Which modules stay in full precision comes from the architecture, never from nam
   near-tie routing flips otherwise);
 - a model's ``quant_predicate(path, module)`` (mlx-lm's convention) decides for the rest;
 - mlx-lm's own model classes keep mlx-lm's router names (:data:`.builtin.MLX_LM_KEEP_FLOAT`).
+
+Deprecated fallback, for plugins written before the model declared it: a model that declares
+nothing (no ``keep_float`` module, no ``quant_predicate``) still gets mlx-lm's router names kept,
+with a :class:`~zoo_registry.errors.ZooWarning` saying to declare ``keep_float``.
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Tuple
 
-from ..errors import ConfigError
+import warnings
+
+from ..errors import ConfigError, ZooWarning
 
 QUANT_BITS = (2, 3, 4, 5, 6, 8)
 GROUP_SIZES = (32, 64, 128)
@@ -65,20 +71,33 @@ def quantize_model(model, bits: int, group_size: int = 64) -> dict:
     the architecture keeps in full precision (see the module docstring)."""
     import mlx.nn as nn
 
-    from .builtin import builtin_keep_float
+    from .builtin import MLX_LM_KEEP_FLOAT, builtin_keep_float
 
     if group_size not in GROUP_SIZES:
         raise ConfigError(f"group_size={group_size!r}: expected 32, 64 or 128")
     own = getattr(model, "quant_predicate", None)
     kept = keep_float_paths(model)
     suffixes = builtin_keep_float(model)
+    legacy = not suffixes and not kept and own is None  # declares nothing: the deprecated name-based guess
+    guessed = []
 
     def predicate(path, module):
         if not hasattr(module, "to_quantized") or _inside(path, kept) or (suffixes and path.endswith(suffixes)):
+            return False
+        if legacy and path.endswith(MLX_LM_KEEP_FLOAT):
+            guessed.append(path)
             return False
         if module.weight.shape[-1] % group_size:
             return False
         return own(path, module) if own is not None else True
 
     nn.quantize(model, group_size=group_size, bits=bits, class_predicate=predicate)
+    if guessed:
+        name = f"{type(model).__module__}.{type(model).__name__}"
+        warnings.warn(
+            f"{name}: kept {guessed[0]!r}{f' and {len(guessed) - 1} more' if len(guessed) > 1 else ''} unquantized only because "
+            "of its name, a guess that is deprecated; set `keep_float = True` on the router's class (or give the model a "
+            "quant_predicate) to say so (docs/plugin-guide.md, 'Modules that stay in full precision')",
+            ZooWarning, stacklevel=2,
+        )
     return {"group_size": group_size, "bits": bits, "mode": "affine"}
