@@ -1,4 +1,5 @@
-"""Quantization stage: MLX-quantized checkpoints get quantized layers; ``quantize=`` quantizes a model.
+"""Quantization stage: ``quantize=`` quantizes a loaded model (MLX-quantized checkpoints get their
+quantized layers from :func:`..quantized_checkpoints.apply_checkpoint_quantization`).
 
 Which modules stay in full precision comes from the architecture, never from names in the core:
 
@@ -15,11 +16,11 @@ with a :class:`~zoo_registry.errors.ZooWarning` saying to declare ``keep_float``
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterable, Tuple
 
-import warnings
-
 from ..errors import ConfigError, ZooWarning
+from ..quantized_checkpoints import apply_checkpoint_quantization  # noqa: F401 - the MLX-quantized-checkpoint step, importable from here
 
 QUANT_BITS = (2, 3, 4, 5, 6, 8)
 GROUP_SIZES = (32, 64, 128)
@@ -39,31 +40,6 @@ def keep_float_paths(model) -> Tuple[str, ...]:
 
 def _inside(path: str, roots: Iterable[str]) -> bool:
     return any(path == root or path.startswith(root + ".") for root in roots)
-
-
-def apply_checkpoint_quantization(model, quantization: dict, tensors: dict, config_file: str = "config.json") -> None:
-    """Swap in quantized layers for a checkpoint written by ``mlx_lm.convert -q``.
-
-    A layer is quantized iff its ``.scales`` tensor exists (as in mlx-lm); bits and group size are
-    read from the shapes (per-layer entries of ``quantization`` take precedence).
-    """
-    import mlx.nn as nn
-
-    bits, gs = quantization.get("bits"), quantization.get("group_size")
-    mode = quantization.get("mode", "affine")
-    if not isinstance(bits, int) or not isinstance(gs, int):
-        raise ConfigError(f"{config_file}::$.quantization: expected integer bits and group_size, got {quantization!r}")
-
-    def predicate(path, module):
-        if path in quantization:
-            return quantization[path]
-        if not hasattr(module, "to_quantized") or f"{path}.scales" not in tensors:
-            return False
-        in_dims = module.weight.shape[-1]
-        scales, weight = tensors[f"{path}.scales"], tensors[f"{path}.weight"]
-        return {"group_size": in_dims // scales.shape[-1], "bits": (weight.shape[-1] * 32) // in_dims, "mode": mode}
-
-    nn.quantize(model, group_size=gs, bits=bits, mode=mode, class_predicate=predicate)
 
 
 def quantize_model(model, bits: int, group_size: int = 64) -> dict:

@@ -21,6 +21,8 @@ from ..registry import Registry, get_registry
 
 @dataclass
 class Resolved:
+    """A resolved source: the local folder (``None`` while a download is only planned), its card, its download plan."""
+
     path: Optional[Path]
     card: Optional[Any] = None
     download: Optional[Any] = None  # hub.DownloadPlan: a dry run of a repo that is not (completely) cached
