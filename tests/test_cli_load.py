@@ -153,7 +153,7 @@ def test_progress_bar_live_summary_and_delay(monkeypatch):
 def test_lazy_load_then_layerwise_evaluation_gives_the_same_model(tiny):
     from mlx.utils import tree_flatten
 
-    from zoo_registry.generation import evaluate_parameters
+    from zoo_registry.generation import evaluate_with_progress as evaluate_parameters
     from zoo_registry.loading import load_model
 
     folder, model, _ = tiny

@@ -45,8 +45,11 @@ class ModelStats:
         return dict(self.__dict__)
 
 
-def evaluate_parameters(model, title: str = "zoo: reading weights", delay: float = 1.0) -> float:
+def evaluate_with_progress(model, title: str = "zoo: reading weights", delay: float = 1.0) -> float:
     """Evaluate a lazily loaded model layer by layer, with a progress bar; return the seconds.
+
+    (Formerly ``evaluate_parameters``, a name :mod:`zoo_registry.distributed` also uses for its
+    one-tensor-at-a-time evaluation; the old name still imports, with a ``DeprecationWarning``.)
 
     ``mx.load`` maps safetensors lazily, so for a large checkpoint this is where the bytes are
     read (and experts stacked, weights quantized). The bar appears only if it takes longer than
@@ -67,6 +70,15 @@ def evaluate_parameters(model, title: str = "zoo: reading weights", delay: float
         mx.eval(model.parameters())  # embeddings, final norm, head
         bar.callback(len(layers) + 1)
     return time.perf_counter() - start
+
+
+def __getattr__(name: str):
+    if name == "evaluate_parameters":
+        import warnings
+
+        warnings.warn("zoo_registry.generation.evaluate_parameters is renamed evaluate_with_progress", DeprecationWarning, stacklevel=2)
+        return evaluate_with_progress
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _modules_by_name(model) -> Dict[str, Any]:

@@ -17,7 +17,9 @@ module supplies what the rules cannot know:
 3. :func:`finish` casts dequantized weights to the requested dtype (or the checkpoint's
    ``torch_dtype``), swaps in MLX quantized layers where ``.scales``/``.biases`` now exist, and
    writes what happened into the load report;
-4. :func:`model_quantization` describes the quantized layers of a loaded model in mlx-lm's
+4. :func:`apply_checkpoint_quantization` swaps in MLX quantized layers where a checkpoint (written
+   by ``mlx_lm.convert -q``, or converted by the rules) has ``.scales``;
+5. :func:`model_quantization` describes the quantized layers of a loaded model in mlx-lm's
    ``quantization`` form, so ``zoo convert`` writes a folder ``mlx_lm.load`` reads.
 """
 
@@ -290,8 +292,6 @@ def finish(model, tensors: dict, result, fmt: QuantFormat, stats: dict, *, dtype
     converted = {k.rsplit(".", 1)[0] for k, p in result.provenance.items()
                  if k in tensors and k.endswith(".biases") and any(o in EXACT for o in p.ops)}
     if converted:
-        from .loading import apply_checkpoint_quantization
-
         group = stats["groups"].most_common(1)[0][0] if stats["groups"] else 64
         apply_checkpoint_quantization(model, {"bits": fmt.bits, "group_size": group}, tensors, config_file=fmt.where)
     result.notes.insert(0, _note(fmt, stats, target))
@@ -331,3 +331,28 @@ def model_quantization(model) -> Optional[dict]:
         if (g, b, m) != (gs, bits, mode):
             out[name] = {"group_size": g, "bits": b, "mode": m}
     return out
+
+
+def apply_checkpoint_quantization(model, quantization: dict, tensors: dict, config_file: str = "config.json") -> None:
+    """Swap in quantized layers for a checkpoint written by ``mlx_lm.convert -q``.
+
+    A layer is quantized iff its ``.scales`` tensor exists (as in mlx-lm); bits and group size are
+    read from the shapes (per-layer entries of ``quantization`` take precedence).
+    """
+    import mlx.nn as nn
+
+    bits, gs = quantization.get("bits"), quantization.get("group_size")
+    mode = quantization.get("mode", "affine")
+    if not isinstance(bits, int) or not isinstance(gs, int):
+        raise ConfigError(f"{config_file}::$.quantization: expected integer bits and group_size, got {quantization!r}")
+
+    def predicate(path, module):
+        if path in quantization:
+            return quantization[path]
+        if not hasattr(module, "to_quantized") or f"{path}.scales" not in tensors:
+            return False
+        in_dims = module.weight.shape[-1]
+        scales, weight = tensors[f"{path}.scales"], tensors[f"{path}.weight"]
+        return {"group_size": in_dims // scales.shape[-1], "bits": (weight.shape[-1] * 32) // in_dims, "mode": mode}
+
+    nn.quantize(model, group_size=gs, bits=bits, mode=mode, class_predicate=predicate)

@@ -80,12 +80,12 @@ def load_options(args) -> dict:
 
 def finish_loading(model, info=None) -> None:
     """Read the (lazily mapped) weights layer by layer with a progress bar; add the time to ``info``."""
-    from ..generation import evaluate_parameters
+    from ..generation import evaluate_with_progress
 
     from ..errors import CheckpointError
 
     try:
-        seconds = evaluate_parameters(model)
+        seconds = evaluate_with_progress(model)
     except (RuntimeError, ValueError, OSError) as e:  # MLX reading a damaged or changed weight file
         where = info.path if info is not None else "the checkpoint"
         raise CheckpointError(f"{where}: reading the weights failed: {e}",

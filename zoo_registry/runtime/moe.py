@@ -55,7 +55,11 @@ class Router(nn.Module):
     """The token router: ``wg`` is ``Linear(D, E)`` without bias, always computed in float32.
 
     A quantized ``wg`` (if a user quantized it anyway) still works; its logits are upcast.
+    ``keep_float``: zoo's quantization leaves the router in full precision (near-tie routing
+    flips otherwise; see :mod:`zoo_registry.loading.quantize`).
     """
+
+    keep_float = True
 
     def __init__(self, dims: int, num_experts: int):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Loader glue for PyTorch pickle weights (read by :mod:`.torch_pickle` when ``allow_pickle_weights``).
+"""Loader glue for PyTorch pickle weights (read by :mod:`..torch_pickle` when ``allow_pickle_weights``).
 
 :func:`note_pickles` tells the user, every time, that pickles were read and how (a
 :class:`ZooWarning`, printed by the CLI as ``zoo: warning: ...``, and a load-report note);
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import warnings
 
-from .checkpoint import Checkpoint
-from .errors import CheckpointError, ZooWarning
+from ..checkpoint import Checkpoint
+from ..errors import CheckpointError, ZooWarning
+from .builtin import build_mlx_lm
+from .config import mx_dtype
 
 
 def note_pickles(ckpt: Checkpoint, report=None) -> None:
@@ -26,13 +28,11 @@ def note_pickles(ckpt: Checkpoint, report=None) -> None:
 
 def load_builtin_pickles(ckpt: Checkpoint, config: dict, strict: bool, dtype):
     """An mlx-lm architecture from pickle weights: mlx-lm's model class and sanitize, our tensors."""
-    from .loading import _mx_dtype, build_mlx_lm
-
     model, tensors = build_mlx_lm(ckpt, config, config.get("model_type"))
     try:
         model.load_weights(list(tensors.items()), strict=strict)
     except ValueError as e:  # mlx-lm's strict check: missing or unexpected parameters
         raise CheckpointError(f"{ckpt.path}: mlx-lm could not load the checkpoint: {e}") from None
     if dtype is not None:
-        model.set_dtype(_mx_dtype(dtype))
+        model.set_dtype(mx_dtype(dtype))
     return model
