@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo_registry import cards
+from zoo_registry import card_requires, cards
 from zoo_registry.errors import CheckpointNotFoundError, ConfigError, PluginError, SchemaError, UnknownNameError, UnsafeInputError
 from zoo_registry.resources import resource_path
 
@@ -20,7 +20,7 @@ SHIPPED = sorted(resource_path("zoo_hunyuan:cards").glob("*.yaml"))
 def test_every_shipped_card_validates_and_resolves(path, zoo_registry):
     card = cards.read_card(path, "plugin:hunyuan", path.parent).validate()
     assert card.name == path.stem
-    resolved = cards.resolve(card.name)
+    resolved = cards.resolve(card.name, zoo_registry)
     assert resolved.path == path and resolved.origin == "plugin:hunyuan"
     assert card.data["sources"], "every fact on a shipped card cites a source"
     if card.source_kind == "hf":
@@ -194,7 +194,7 @@ def test_bad_specifier_is_a_config_error(user_cards, zoo_registry):
 )
 def test_specifier_subset_agrees_with_packaging(version, spec, ok):
     assert cards.version_satisfies(version, spec) is ok
-    assert cards._simple_satisfies(version, spec, "x") is ok
+    assert card_requires._simple_satisfies(version, spec, "x") is ok
 
 
 def test_plugin_card_may_not_point_outside_its_folder(tmp_path):
@@ -229,7 +229,7 @@ def test_plugin_card_symlink_escape_is_refused(tmp_path):
 
 
 def test_generated_card_is_built_once_into_the_cache(isolated_home, zoo_registry, capfd):
-    card = cards.resolve("hunyuan-tiny")
+    card = cards.resolve("hunyuan-tiny", zoo_registry)
     folder = cards.materialize(card)
     assert folder.is_relative_to(Path(os.environ["ZOO_CACHE_DIR"]))
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()

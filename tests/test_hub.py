@@ -214,7 +214,7 @@ def test_legacy_7b_pickle_repo_is_refused(server):
 
 def test_top_level_of_a_variant_repo_names_the_folders_and_the_cards(server):
     with pytest.raises(CheckpointNotFoundError) as err:
-        cards.hf_snapshot(LARGE, where="somewhere.yaml::$.source.hf_repo")
+        cards.hf_snapshot(LARGE, where="somewhere.yaml::$.source.hf_repo", catalogue=Registry.discover().cards())
     message = str(err.value)
     assert message.startswith("somewhere.yaml::$.source.hf_repo: tencent/Tencent-Hunyuan-Large: no weights")
     for line in ("Hunyuan-A52B-Instruct/: 2 PyTorch pickle file(s)", "Hunyuan-A52B-Instruct-FP8/: 2 safetensors file(s)",

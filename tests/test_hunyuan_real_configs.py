@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from mlx.utils import tree_flatten
 
+from zoo_registry import get_registry
 from zoo_registry.cards import lookup
 from zoo_registry.configs import validate_config
 from zoo_registry.loading import build_model
@@ -69,7 +70,7 @@ def real_config_files():
 
 
 def card_named(name: str):
-    card = lookup(name)
+    card = lookup(name, get_registry())
     assert card is not None, f"no card named {name!r}"
     return card
 

@@ -21,9 +21,8 @@ from .errors import (
     ZooError,
 )
 from .hookspecs import hookimpl
+from ._version import __version__
 from .registry import get_registry
-
-__version__ = "0.1.0"
 
 
 def get_component(name: str):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .errors import CheckpointError, CheckpointNotFoundError, UnsafeInputError
+from .hub_env import hf_cache_dir, hf_offline  # noqa: F401 - re-exported: their home before hub.py existed
 from .sanitize.tensors import Spec
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -286,18 +287,6 @@ def check_index(ckpt: Checkpoint) -> None:
 
 
 # -- Hugging Face cache --------------------------------------------------------------------------
-
-
-def hf_cache_dir() -> Path:
-    """The hub cache, read from the environment at call time (``HF_HUB_CACHE``, ``HF_HOME``)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
-def hf_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def resolve_hf_repo(repo_id: str, revision: Optional[str] = None, *, subfolder: Optional[str] = None,

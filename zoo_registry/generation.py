@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
+from .chat.stats import GenerationStats  # noqa: F401 - re-exported: its home before chat/ existed
+
 _EXPERT = re.compile(r"(^|\.)(switch_mlp|experts)\.")
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
@@ -246,24 +248,6 @@ def build_prompt(tokenizer, prompt: str, *, chat_template: bool = True, system: 
     from .chat.prompt import render
 
     return render(tokenizer, prompt, system=system, chat_template=chat_template, enable_thinking=enable_thinking).ids
-
-
-@dataclass
-class GenerationStats:
-    prompt_tokens: int = 0
-    prompt_tps: float = 0.0
-    generation_tokens: int = 0
-    generation_tps: float = 0.0
-    peak_memory_gb: float = 0.0
-    finish_reason: Optional[str] = None
-
-    def lines(self) -> List[str]:
-        """The summary mlx_lm.generate prints after the text."""
-        return [
-            f"Prompt: {self.prompt_tokens} tokens, {self.prompt_tps:.3f} tokens-per-sec",
-            f"Generation: {self.generation_tokens} tokens, {self.generation_tps:.3f} tokens-per-sec",
-            f"Peak memory: {self.peak_memory_gb:.3f} GB",
-        ]
 
 
 def stream(model, tokenizer, prompt_ids: List[int], *, max_tokens: int = 256, temp: float = 0.0, top_p: float = 1.0,

@@ -73,7 +73,7 @@ def endpoint() -> str:
 
 
 def storage_folder(repo_id: str) -> Path:
-    from .checkpoint import hf_cache_dir
+    from .hub_env import hf_cache_dir
 
     return hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
 
@@ -92,7 +92,7 @@ def cached_listing(repo_id: str, commit: str) -> Optional[Dict[str, int]]:
         from huggingface_hub.errors import CachedRepoTreeNotFoundError
     except ImportError:  # huggingface_hub before the tree cache: judge the folder itself
         return None
-    from .checkpoint import hf_cache_dir
+    from .hub_env import hf_cache_dir
 
     try:
         return {f.path: int(f.size or 0) for f in get_cached_repo_tree(repo_id, revision=commit, cache_dir=hf_cache_dir())}
@@ -151,7 +151,7 @@ def resolve(repo_id: str, *, revision: Optional[str] = None, subfolder: Optional
     ``refresh`` asks the hub again even when the cache is complete (from :func:`options`: once per
     folder inside the ``with`` block, so one command asks once).
     """
-    from .checkpoint import hf_cache_dir, hf_offline
+    from .hub_env import hf_cache_dir, hf_offline
 
     allow_pickle = _option("allow_pickle_weights", allow_pickle_weights)
     checked = _OPTIONS.get().get("checked", {}) if refresh is None else {}
@@ -186,7 +186,7 @@ def allow_patterns(paths: List[str]) -> List[str]:
 
 def announce(plan: DownloadPlan, stream=None) -> None:
     """One line on stderr before a download: how many files and bytes, from where, into which cache."""
-    from .checkpoint import hf_cache_dir
+    from .hub_env import hf_cache_dir
 
     stream = stream or sys.stderr
     print(f"zoo: downloading {len(plan.to_fetch)} file(s), {human(plan.fetch_bytes)}, of "
@@ -233,7 +233,7 @@ def _fetch(repo_id: str, revision: Optional[str], subfolder: Optional[str], allo
     """Ask the hub for the listing, select, then download what is missing (or plan it)."""
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 
-    from .checkpoint import hf_cache_dir
+    from .hub_env import hf_cache_dir
 
     cache, url = hf_cache_dir(), endpoint()
     try:

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from . import plugins as _plugins
+from .cards import Catalogue, catalogue_key, read_card
 from .errors import DuplicateNameError, PluginError, UnknownNameError, ZooError, did_you_mean
+from .registration import RESOURCE, check_description, check_name, check_names, check_resource, check_target
+from .registry_text import OutputParser, TextLookups, TextStaging, check_text_kinds, merge_text_kinds
 from .resources import resource_path
 
+__all__ = ["Architecture", "BUILTIN_PROVIDER", "CardSource", "Named", "OutputParser", "Registry", "get_registry", "reset_registry"]
+
 BUILTIN_PROVIDER = "mlx-lm"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-_RESOURCE = re.compile(r"^[A-Za-z_][\w.]*:[^:]+$")
 
 
 @dataclass(frozen=True)
@@ -81,26 +81,6 @@ class Named:
 
 
 @dataclass(frozen=True)
-class OutputParser:
-    """An output parser (tag facts or a splitter factory) and the architectures that use it."""
-
-    name: str
-    target: str
-    provider: str
-    architectures: Tuple[str, ...] = ()
-    description: str = ""
-
-    def load(self):
-        from .resources import import_target
-
-        return import_target(self.target)
-
-    def as_dict(self):
-        return {"name": self.name, "target": self.target, "provider": self.provider,
-                "architectures": list(self.architectures), "description": self.description}
-
-
-@dataclass(frozen=True)
 class CardSource:
     """A model-card file and where it came from (a plugin name, or a user cards directory)."""
 
@@ -109,7 +89,7 @@ class CardSource:
     trusted_root: Optional[Path] = None  # plugin cards may not point outside their folder
 
 
-class _Staging:
+class _Staging(TextStaging):
     """Collects one plugin's registrations; merged into the registry only if all hooks succeed."""
 
     def __init__(self, plugin: str, version: Optional[str]):
@@ -126,26 +106,24 @@ class _Staging:
 
     def architecture(self, model_type, *, model, config_schema, rules=None, normalize=None, aliases=(), description=""):
         where = self._where("register_architectures")
-        _check_name(model_type, where, "model_type")
-        _check_target(model, where, "model")
-        _check_resource(config_schema, where, "config_schema", suffix=".json")
+        check_name(model_type, where, "model_type")
+        check_target(model, where, "model")
+        check_resource(config_schema, where, "config_schema", suffix=".json")
         if rules is not None:
-            _check_resource(rules, where, "rules", suffix=(".yaml", ".yml"))
+            check_resource(rules, where, "rules", suffix=(".yaml", ".yml"))
         if normalize is not None:
-            _check_target(normalize, where, "normalize")
-        _check_names(aliases, where, f"aliases of {model_type!r}", "alias")
-        if not isinstance(description, str):
-            raise PluginError(f"{where}: description of {model_type!r} must be a string")
+            check_target(normalize, where, "normalize")
+        check_names(aliases, where, f"aliases of {model_type!r}", "alias")
+        check_description(description, where, model_type)
         self.architectures.append(
             Architecture(model_type, self.plugin, model, config_schema, rules, normalize, tuple(aliases), description, self.version)
         )
 
     def _named(self, kind, hook, bucket, name, target, description=""):
         where = self._where(hook)
-        _check_name(name, where, f"{kind} name")
-        _check_target(target, where, kind)
-        if not isinstance(description, str):
-            raise PluginError(f"{where}: description of {name!r} must be a string")
+        check_name(name, where, f"{kind} name")
+        check_target(target, where, kind)
+        check_description(description, where, name)
         bucket.append(Named(kind, name, target, self.plugin, description))
 
     def component(self, name, target, description=""):
@@ -154,12 +132,9 @@ class _Staging:
     def op(self, name, target, description=""):
         self._named("sanitize op", "register_sanitize_ops", self.ops, name, target, description)
 
-    def tokenizer(self, tokenizer_class, builder, description=""):
-        self._named("tokenizer", "register_tokenizers", self.tokenizers, tokenizer_class, builder, description)
-
     def card(self, resource):
         where = self._where("register_model_cards")
-        if not isinstance(resource, str) or not _RESOURCE.match(resource):
+        if not isinstance(resource, str) or not RESOURCE.match(resource):
             raise PluginError(f"{where}: card resource {resource!r} is not of the form 'package:path'")
         path = resource_path(resource)
         if path.is_dir():
@@ -172,49 +147,7 @@ class _Staging:
         self.cards.extend(CardSource(f, self.plugin, root.resolve()) for f in files)
 
 
-    def output_parser(self, name, target, *, architectures=(), description=""):
-        where = self._where("register_output_parsers")
-        _check_name(name, where, "output parser name")
-        _check_target(target, where, "output parser")
-        _check_names(architectures, where, f"architectures of {name!r}", "architecture")
-        if not isinstance(description, str):
-            raise PluginError(f"{where}: description of {name!r} must be a string")
-        self.parsers.append(OutputParser(name, target, self.plugin, tuple(architectures), description))
-
-
-def _check_name(name, where, what):
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise PluginError(f"{where}: {what} {name!r} must be a non-empty string of letters, digits, '_', '.', '-'")
-
-
-def _check_names(names, where, field, what):
-    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-        raise PluginError(f"{where}: {field} must be a list of strings, got {names!r}")
-    for name in names:
-        _check_name(name, where, what)
-
-
-def _check_target(target, where, what):
-    if not isinstance(target, str) or not _TARGET.match(target):
-        raise PluginError(f"{where}: {what} {target!r} must be a lazy reference 'package.module:attr'")
-
-
-def _check_resource(ref, where, what, suffix):
-    if not isinstance(ref, str) or not _RESOURCE.match(ref):
-        raise PluginError(f"{where}: {what} {ref!r} must be a resource reference 'package:path/file'")
-    if not ref.endswith(suffix):
-        raise PluginError(f"{where}: {what} {ref!r} must end with {suffix}")
-    path = resource_path(ref)
-    if not path.is_file():
-        raise PluginError(f"{where}: {what} {ref!r} not found at {path}")
-    if ref.endswith(".json"):
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise PluginError(f"{where}: {what} {path} is not valid JSON: {e}") from None
-
-
-class Registry:
+class Registry(TextLookups):
     """All registrations of one process. Use :func:`get_registry` for the shared instance."""
 
     def __init__(self):
@@ -225,10 +158,11 @@ class Registry:
         self.output_parsers: Dict[str, OutputParser] = {}
         self._parser_for: Dict[str, str] = {}  # model_type -> output parser name
         self.tokenizers: Dict[str, Named] = {}  # by tokenizer class name
-        self.plugin_cards: list = []  # cards.Card, parsed once when their plugin registered them
+        self.plugin_cards: list = []  # cards.Card objects, parsed once when their plugin registered them
         self._card_owners: Dict[str, Tuple[str, str]] = {}  # plugin card name/alias -> (plugin, file name)
         self._builtins: Optional[Dict[str, Architecture]] = None
-        self._cards = None
+        self._cards: Optional[Catalogue] = None
+        self._cards_key = None
         self.pm = _plugins.new_plugin_manager()
 
     # -- building ---------------------------------------------------------------------------
@@ -291,26 +225,13 @@ class Registry:
                 if key in new_arch:
                     raise owner("architecture", key, stage.plugin)
                 new_arch[key] = arch
-        for kind, bucket, items in (("component", self.components, stage.components), ("sanitize op", self.ops, stage.ops),
-                                    ("tokenizer", self.tokenizers, stage.tokenizers)):
+        for kind, bucket, items in (("component", self.components, stage.components), ("sanitize op", self.ops, stage.ops)):
             seen = set()
             for item in items:
                 if item.name in bucket or item.name in seen:
                     raise owner(kind, item.name, bucket[item.name].provider if item.name in bucket else stage.plugin)
                 seen.add(item.name)
-        parser_for = {}
-        for parser in stage.parsers:
-            if parser.name in self.output_parsers or any(p.name == parser.name for p in stage.parsers if p is not parser):
-                raise owner("output parser", parser.name, self.output_parsers[parser.name].provider
-                            if parser.name in self.output_parsers else stage.plugin)
-            for arch in parser.architectures:
-                other = self._parser_for.get(arch) or parser_for.get(arch)
-                if other is not None:
-                    raise owner("the output parser of architecture", arch, self.output_parsers[other].provider
-                                if other in self.output_parsers else stage.plugin)
-                parser_for[arch] = parser.name
-        from .cards import read_card
-
+        parser_for = check_text_kinds(self, stage, owner)
         new_cards, parsed = {}, []
         for src in stage.cards:
             card = read_card(src.path, f"plugin:{src.origin}", src.trusted_root)  # ConfigError fails the plugin
@@ -328,9 +249,7 @@ class Registry:
         self._card_owners.update(new_cards)
         self.components.update({c.name: c for c in stage.components})
         self.ops.update({o.name: o for o in stage.ops})
-        self.output_parsers.update({p.name: p for p in stage.parsers})
-        self._parser_for.update(parser_for)
-        self.tokenizers.update({t.name: t for t in stage.tokenizers})
+        merge_text_kinds(self, stage, parser_for)
         self.plugin_cards.extend(parsed)
         self._cards = None
 
@@ -378,35 +297,16 @@ class Registry:
             raise UnknownNameError(f"no plugin registered a sanitize op {name!r}{did_you_mean(name, self.ops)}")
         return self.ops[name]
 
-    def output_parser(self, name: str) -> OutputParser:
-        if name not in self.output_parsers:
-            raise UnknownNameError(f"no plugin registered an output parser {name!r}{did_you_mean(name, self.output_parsers)}")
-        return self.output_parsers[name]
-
-    def output_parser_for(self, model_type: str) -> Optional[OutputParser]:
-        """The parser registered for ``model_type`` (or for the architecture it is an alias of)."""
-        names = [model_type]
-        arch = self.architectures.get(model_type)
-        if arch is not None:
-            names += [arch.name, *arch.aliases]
-        for name in names:
-            if name in self._parser_for:
-                return self.output_parsers[self._parser_for[name]]
-        return None
-
-    def tokenizer(self, name: str) -> Named:
-        """The builder registered for tokenizer class ``name``."""
-        if name not in self.tokenizers:
-            raise UnknownNameError(f"no plugin registered a tokenizer {name!r}{did_you_mean(name, self.tokenizers)}")
-        return self.tokenizers[name]
-
     # -- cards --------------------------------------------------------------------------------
-    def cards(self):
-        """The model-card catalogue (plugin cards and user card directories), parsed lazily."""
-        if self._cards is None:
-            from .cards import Catalogue
+    def cards(self) -> Catalogue:
+        """The model-card catalogue (plugin cards and user card directories), parsed lazily.
 
-            self._cards = Catalogue.build(self.plugin_cards)
+        Rebuilt when the user card directories change: another ``ZOO_CARDS_PATH`` or
+        ``XDG_CONFIG_HOME``, or a card added to or removed from one of the folders.
+        """
+        key = catalogue_key()
+        if self._cards is None or self._cards_key != key:
+            self._cards, self._cards_key = Catalogue.build(self.plugin_cards), key
         return self._cards
 
 

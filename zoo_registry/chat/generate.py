@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
 
-from ..generation import GenerationStats
+from .stats import GenerationStats
 from . import defaults as _defaults
 from .formats import NONE, make_splitter, output_format
 from .output import Event, Output

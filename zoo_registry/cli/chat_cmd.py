@@ -52,7 +52,7 @@ def _turns(interactive: bool):
 
 def run(args):
     from ..serve.engine import Engine, Job
-    from .load_cmd import quiet_transformers
+    from .pipeline import quiet_transformers
 
     if args.max_tokens < 1:
         raise ConfigError(f"--max-tokens must be positive, got {args.max_tokens}")

@@ -26,6 +26,7 @@ import sys
 
 from ..errors import ConfigError
 from .output import print_json
+from .pipeline import add_load_args, hub_options, load
 
 DEFAULT_MAX_TOKENS = 100  # mlx_lm.generate's default
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -58,8 +59,6 @@ def add_generation_args(p, prompt_required: bool = True) -> None:
 
 
 def add_parser(sub):
-    from .load_cmd import add_load_args
-
     p = sub.add_parser("generate", help="generate text from a model card, folder or repo id")
     add_load_args(p)
     add_generation_args(p, prompt_required=True)
@@ -178,24 +177,13 @@ def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
     return 0
 
 
-def run(args):
-    from .. import hub
-
-    with hub.options(refresh=args.refresh, dry_run=args.dry_run, allow_pickle_weights=getattr(args, "allow_pickle_weights", None)):
-        return _run(args)
-
-
-def _run(args):
-    from .. import distributed, loading
-    from .load_cmd import dry_run, finish_loading, load_options, prepare_source, quiet_transformers
+def run(args, registry=None):
+    """``zoo generate``; ``registry`` defaults to the process-wide one (the CLI's boundary)."""
+    from ..registry import get_registry
 
     _check(args)
-    distributed.quiet_unless_primary()  # under mlx.launch only rank 0 prints
-    quiet_transformers(args)
-    card = prepare_source(args.model)
-    if args.dry_run:
-        return dry_run(args, card)
-    model, tokenizer, info = loading.load(args.model, return_info=True, **load_options(args))
-    distributed.shard_model(model, distributed.world())  # no-op in a single process
-    finish_loading(model)
-    return generate_and_print(args, model, tokenizer, info=info)
+    with hub_options(args):
+        loaded = load(args, registry or get_registry(), tokenizer=True)
+        if loaded.dry_run_status is not None:
+            return loaded.dry_run_status
+        return generate_and_print(args, loaded.model, loaded.tokenizer, info=loaded.info)

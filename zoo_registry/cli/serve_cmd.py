@@ -60,7 +60,7 @@ def run(args):
 
     from ..serve.app import create_app
     from ..serve.engine import Engine
-    from .load_cmd import quiet_transformers
+    from .pipeline import quiet_transformers
 
     if args.max_body_bytes < 1024:
         raise ConfigError(f"--max-body-bytes must be at least 1024, got {args.max_body_bytes}")
