@@ -212,13 +212,14 @@ def _plugin_target(arch: Architecture, ref: str, what: str):
 # -- the parameter guard, for every plugin architecture ------------------------------------------
 
 
-def parameter_count(arch: Architecture, config: dict, file: str = "config.json") -> int:
-    """How many parameters the model built from the normalised ``config`` has.
+def parameter_count(arch: Architecture, config: dict) -> Optional[int]:
+    """How many parameters the model built from the normalised ``config`` has, or ``None`` if zoo cannot tell.
 
     The architecture's own count if it registered one (an optional ``parameter_count``
     ``"module:attr"`` naming ``f(config) -> int``), else the sum of the shapes of the model built
     lazily from ``config``: MLX allocates nothing until the weights are evaluated, so this costs
-    the construction of the modules only, whatever the sizes.
+    the construction of the modules only, whatever the sizes. A model that cannot be imported or
+    built gives ``None``: the loader's build stage reports that plugin bug with its own message.
     """
     import math
 
@@ -230,17 +231,11 @@ def parameter_count(arch: Architecture, config: dict, file: str = "config.json")
         return count
     from mlx.utils import tree_flatten
 
-    build = _plugin_target(arch, arch.model, "model")
     try:
-        model = build(dict(config))
+        model = import_target(arch.model)(dict(config))
         return sum(math.prod(v.shape) for _, v in tree_flatten(model.parameters()))
-    except ZooError:
-        raise
-    except Exception as e:  # noqa: BLE001 - the config passed the schema and normalize: the plugin's bug
-        raise PluginError(
-            f"plugin {arch.provider!r}: model {arch.model} crashed while zoo counted the parameters of {file}: {type(e).__name__}: {e}",
-            hint=f"this is a bug in the plugin {arch.provider!r} (its schema or normalize let this config through); report it with the config",
-        ) from e
+    except Exception:  # noqa: BLE001 - reported where the model is built for real, naming the plugin
+        return None
 
 
 def check_parameters(arch: Architecture, config: dict, file: str = "config.json") -> None:
@@ -252,7 +247,9 @@ def check_parameters(arch: Architecture, config: dict, file: str = "config.json"
     """
     if arch.builtin or not arch.model:
         return
-    count = parameter_count(arch, config, file)
+    count = parameter_count(arch, config)
+    if count is None:
+        return
     try:
         check_size(count, "$")
     except ConfigError as e:
