@@ -4,8 +4,8 @@
   signature, followed by the exact signature of the ``register`` callback the registry passes;
 - every hook has a ``test_hook_<name>`` in tests/test_hooks.py;
 - every code block marked ``<!-- snippet: PATH -->`` is verbatim in PATH, a file of the example
-  plugin (whose package and tests the suite runs), and every Python/YAML/JSON/INI/TOML block is
-  marked;
+  plugin (whose package and tests the suite runs) or of docs/examples/, and every
+  Python/YAML/JSON/INI/TOML block is marked (tests/test_guide_snippets.py runs them all);
 - docs/architecture.md has its two Mermaid diagrams.
 """
 
@@ -92,7 +92,7 @@ def test_guide_code_blocks_are_marked_snippets():
 
 @pytest.mark.parametrize("path, lang, body", [s for s in snippets() if s[0]], ids=lambda v: v if isinstance(v, str) and "/" in v else None)
 def test_snippet_is_verbatim_in_a_tested_example_file(path, lang, body):
-    assert path.startswith("examples/zoo-llama/"), f"{path}: snippets must come from the tested example plugin"
+    assert path.startswith(("examples/zoo-llama/", "docs/examples/")), f"{path}: snippets must come from the tested example plugin or docs/examples/"
     source = ROOT / path
     assert source.is_file(), f"{path} does not exist"
     assert body in source.read_text(encoding="utf-8"), f"snippet no longer verbatim in {path}:\n{body}"

@@ -13,7 +13,7 @@ from zoo_registry.schema import load_schema
 
 from zoo_hunyuan.config import normalize
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "hunyuan"
+SCHEMAS = Path(__file__).resolve().parent.parent / "plugin" / "zoo_hunyuan" / "schemas"
 VALID = sorted((SCHEMAS / "examples").glob("*.json"))
 INVALID = sorted((SCHEMAS / "examples" / "invalid").glob("*.json"))
 

@@ -41,7 +41,7 @@ def find_configs():
 
 
 CONFIGS = find_configs()
-EXAMPLES = ROOT / "schemas" / "hunyuan" / "examples"
+EXAMPLES = ROOT / "plugin" / "zoo_hunyuan" / "schemas" / "examples"
 
 # real config file -> the card that serves that release (None: no card, e.g. a pretrained base)
 CARD_OF = {

@@ -111,7 +111,7 @@ def test_a_trillion_parameters_is_refused_with_the_computed_size_before_building
 
 
 def test_parameter_limit_admits_hunyuan_large_and_can_be_raised(monkeypatch):
-    large = json.loads(open(os.path.join(os.path.dirname(__file__), "..", "schemas", "hunyuan", "examples", "hunyuan-large.json")).read())
+    large = json.loads(open(os.path.join(os.path.dirname(__file__), "..", "plugin", "zoo_hunyuan", "schemas", "examples", "hunyuan-large.json")).read())
     large.pop("$comment", None)
     _, cfg = validate_config(large, "hunyuan-large.json")
     assert 388e9 < parameter_count(cfg) < 390e9 < MAX_PARAMETERS  # HunYuan-Large: 389 B (arXiv:2411.02265)

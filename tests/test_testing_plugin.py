@@ -56,6 +56,21 @@ def test_custom_layout_function(zoo_tiny_checkpoint):
     assert set(mx.load(str(ckpt.path / "model.safetensors"))) == {k.upper() for k in ckpt.weights}
 
 
+def test_tiny_checkpoint_fixture_takes_the_documented_calls(zoo_tiny_checkpoint, tmp_path):
+    """The guide documents ``tiny_checkpoint(folder, config, layout)``; the fixture once took only
+    ``(config, layout)`` and failed on that call with "'PosixPath' object is not iterable"."""
+    from zoo_registry.testing import TinyCheckpoint
+
+    here = zoo_tiny_checkpoint(tmp_path / "mine", TINY, "hf")
+    default = zoo_tiny_checkpoint(TINY, layout="hf", name="other")
+    for ckpt, folder in ((here, tmp_path / "mine"), (default, tmp_path / "other")):
+        assert isinstance(ckpt, TinyCheckpoint) and ckpt.path == folder
+        assert set(mx.load(str(folder / "model.safetensors"))) == set(ckpt.tensors)
+    assert str(zoo_tiny_checkpoint(str(tmp_path / "as-str"), TINY).path) == str(tmp_path / "as-str")
+    with pytest.raises(TypeError, match=r"make\(config, ...\) or make\(folder, config, ...\)"):
+        zoo_tiny_checkpoint(42, TINY)
+
+
 # -- the runner catches broken models -------------------------------------------------------------
 
 

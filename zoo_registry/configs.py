@@ -3,7 +3,12 @@
 1. Every number must be finite: ``NaN``/``Infinity`` (which Python's JSON reader and YAML's
    ``.nan``/``.inf`` accept) are refused wherever they appear.
 2. ``model_type`` picks the architecture (a plugin's first, then mlx-lm's).
-3. The architecture's JSON Schema checks structure: unknown keys, types, ranges, enums.
+3. The architecture's JSON Schema checks structure: unknown keys, types, ranges, enums. The keys
+   every checkpoint may carry (``quantization``, ``torch_dtype``, ``architectures``, token ids, ...)
+   belong to the framework (``schemas/checkpoint.schema.json``): a schema that extends it
+   (``$ref`` + ``unevaluatedProperties: false``) declares only its own fields; for an older schema
+   that does not, those keys it does not declare itself are checked against the framework's schema
+   and hidden from it, so a plugin written before the base existed still loads ``zoo convert -q`` output.
 4. The architecture's ``normalize`` function checks what a schema cannot (heads divisible by KV
    heads, list lengths equal to the layer count, the parameter count, ...) and returns the config
    the model is built from (e.g. ``rope_parameters`` folded into ``rope_scaling``, ``head_dim`` resolved).
@@ -11,6 +16,10 @@
 Every failure of the input is a :class:`ConfigError` whose message starts with ``FILE::$.key``.
 A failure of the plugin itself (a schema file that is not a JSON Schema, a ``normalize`` that
 crashes) is a :class:`PluginError` naming the plugin, so the user knows whom to tell.
+
+5. The parameter count is checked against :func:`max_parameters` (:func:`check_parameters`) for every
+   plugin architecture: the plugin's own count if its ``normalize`` called :func:`check_size`,
+   else zoo builds the model lazily (no weight is allocated) and sums its parameters' shapes.
 
 The size limit (:func:`check_size`) is here so that every plugin refuses absurd configs the same
 way, before anything is allocated: :data:`MAX_PARAMETERS` (``ZOO_MAX_PARAMETERS`` overrides it).
@@ -20,16 +29,20 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any, Optional, Tuple
+
+from contextvars import ContextVar
 
 from .errors import ConfigError, PluginError, SchemaError, ZooError
 from .registry import Architecture, Registry, get_registry
 from .resources import import_target
-from .schema import load_schema, validate
+from .schema import checkpoint_schema, extends_checkpoint_schema, load_schema, validate
 
 # The largest open-weights models are about 0.4-0.7 T parameters (HunYuan-Large: 389 B); 10^12
 # is out of reach of any machine zoo runs on, and a typo (an extra zero in hidden_size) is not.
 MAX_PARAMETERS = 800_000_000_000
+_COUNTED: ContextVar[Optional[list]] = ContextVar("zoo_parameter_counts", default=None)  # check_size calls in normalize
 
 
 def max_parameters() -> int:
@@ -59,6 +72,9 @@ def check_size(parameters: int, where: str = "$", keys: str = "the layer sizes")
 
     ``where`` is the key path the message starts with; ``keys`` names what to check in the hint.
     """
+    counted = _COUNTED.get()
+    if counted is not None:
+        counted.append(parameters)
     limit = max_parameters()
     if parameters > limit:
         raise ConfigError(
@@ -109,7 +125,7 @@ def validate_config(config, file: str = "config.json", registry: Optional[Regist
     if arch.config_schema:
         schema = _plugin_schema(arch)
         try:
-            validate(config, schema, file, f"{arch.name} config")
+            validate(*_for_schema(config, schema, file), file, f"{arch.name} config")
         except ZooError:
             raise
         except RecursionError:
@@ -120,6 +136,34 @@ def validate_config(config, file: str = "config.json", registry: Optional[Regist
                 f"{file}: {type(e).__name__}: {e}",
                 hint=f"the plugin's schema is broken; report it to the plugin's authors (`zoo plugins` shows {arch.provider!r})",
             ) from e
+    counted: list = []
+    token = _COUNTED.set(counted)
+    try:
+        config = _normalize(arch, config, file)
+    finally:
+        _COUNTED.reset(token)
+    if not counted:
+        check_parameters(arch, config, file)
+    return arch, config
+
+
+def _for_schema(config: dict, schema, file: str) -> Tuple[dict, Any]:
+    """``(instance, schema)`` to validate. A schema extending the framework's base gets the config
+    as it is; an older one gets it without the framework's keys it does not declare itself, which
+    are checked here against the framework's schema instead."""
+    if not isinstance(schema, dict) or extends_checkpoint_schema(schema):
+        return config, schema
+    base = checkpoint_schema()
+    own = set(schema.get("properties") or {})
+    patterns = list(schema.get("patternProperties") or {})
+    owned = {k for k in base["properties"] if k in config and k not in own and not any(re.search(p, k) for p in patterns)}
+    if not owned:
+        return config, schema
+    validate({k: config[k] for k in owned}, base, file, "config")
+    return {k: v for k, v in config.items() if k not in owned}, schema
+
+
+def _normalize(arch: Architecture, config: dict, file: str) -> dict:
     if arch.normalize:
         normalize = _plugin_target(arch, arch.normalize, "normalize")
         try:
@@ -141,7 +185,7 @@ def validate_config(config, file: str = "config.json", registry: Optional[Regist
                 f"plugin {arch.provider!r}: normalize {arch.normalize} returned {type(config).__name__} for {file}, not a config dict",
                 hint=f"this is a bug in the plugin {arch.provider!r}",
             )
-    return arch, config
+    return config
 
 
 def _plugin_schema(arch: Architecture) -> dict:
@@ -163,3 +207,50 @@ def _plugin_target(arch: Architecture, ref: str, what: str):
     if not callable(target):
         raise PluginError(f"plugin {arch.provider!r}: {what} {ref} of model_type {arch.name!r} is a {type(target).__name__}, not a function")
     return target
+
+
+# -- the parameter guard, for every plugin architecture ------------------------------------------
+
+
+def parameter_count(arch: Architecture, config: dict) -> Optional[int]:
+    """How many parameters the model built from the normalised ``config`` has, or ``None`` if zoo cannot tell.
+
+    The architecture's own count if it registered one (an optional ``parameter_count``
+    ``"module:attr"`` naming ``f(config) -> int``), else the sum of the shapes of the model built
+    lazily from ``config``: MLX allocates nothing until the weights are evaluated, so this costs
+    the construction of the modules only, whatever the sizes. A model that cannot be imported or
+    built gives ``None``: the loader's build stage reports that plugin bug with its own message.
+    """
+    import math
+
+    counter = getattr(arch, "parameter_count", None)
+    if counter:
+        count = _plugin_target(arch, counter, "parameter_count")(dict(config))
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise PluginError(f"plugin {arch.provider!r}: parameter_count {counter} of model_type {arch.name!r} returned {count!r}, not a count")
+        return count
+    from mlx.utils import tree_flatten
+
+    try:
+        model = import_target(arch.model)(dict(config))
+        return sum(math.prod(v.shape) for _, v in tree_flatten(model.parameters()))
+    except Exception:  # noqa: BLE001 - reported where the model is built for real, naming the plugin
+        return None
+
+
+def check_parameters(arch: Architecture, config: dict, file: str = "config.json") -> None:
+    """Refuse a plugin architecture's config above :func:`max_parameters` (``zoo validate`` and every load).
+
+    Called by :func:`validate_config` when the architecture's ``normalize`` did not already call
+    :func:`check_size` with its own count. mlx-lm's built-in architectures are checked on the
+    built model by the loader.
+    """
+    if arch.builtin or not arch.model:
+        return
+    count = parameter_count(arch, config)
+    if count is None:
+        return
+    try:
+        check_size(count, "$")
+    except ConfigError as e:
+        raise ConfigError(f"{file}::{e}", hint=e.hint) from None

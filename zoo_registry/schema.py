@@ -4,6 +4,10 @@ Each error reads ``FILE::$.path.to.key: message``. ``oneOf``/``anyOf`` failures 
 matching branch (``jsonschema.exceptions.best_match``) instead of "is not valid under any of the
 given schemas"; enum failures list the allowed values; an unknown key gets "did you mean" the
 closest allowed name. jsonschema is imported here only, so listing commands never pay for it.
+
+The framework's own schemas resolve by ``$id`` from any schema: an architecture schema extends the
+keys every checkpoint may carry with ``{"$ref": CHECKPOINT_SCHEMA_ID, "unevaluatedProperties":
+false}`` (``schemas/checkpoint.schema.json``) and declares only its own fields.
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ SCHEMA_DIR_CANDIDATES = (
 )
 
 
+CHECKPOINT_SCHEMA_ID = "https://zoo.invalid/schemas/checkpoint.schema.json"
+FRAMEWORK_SCHEMAS = ("card", "checkpoint", "sanitize-rules")
+
+
 def framework_schema_path(name: str) -> Path:
-    """Path of one of the framework's own schemas (``card``, ``sanitize-rules``)."""
+    """Path of one of the framework's own schemas (``card``, ``checkpoint``, ``sanitize-rules``)."""
     for folder in SCHEMA_DIR_CANDIDATES:
         path = folder / f"{name}.schema.json"
         if path.is_file():
@@ -53,6 +61,54 @@ def load_schema(ref: str) -> dict:
     return schema
 
 
+def checkpoint_schema() -> dict:
+    """The keys every ``config.json`` may carry, whatever the architecture (``schemas/checkpoint.schema.json``)."""
+    return load_schema(str(framework_schema_path("checkpoint")))
+
+
+@lru_cache(maxsize=None)
+def _framework_registry():
+    """A ``referencing`` registry holding the framework's schemas under their ``$id``s."""
+    from referencing import Registry as _RefRegistry, Resource
+
+    resources = []
+    for name in FRAMEWORK_SCHEMAS:
+        schema = load_schema(str(framework_schema_path(name)))
+        if isinstance(schema, dict) and schema.get("$id"):
+            resources.append((schema["$id"], Resource.from_contents(schema)))
+    return _RefRegistry().with_resources(resources)
+
+
+def extends_checkpoint_schema(schema) -> bool:
+    """Whether ``schema`` extends the framework's base (a ``$ref`` to it at the top or in ``allOf``)."""
+    if not isinstance(schema, dict):
+        return False
+    refs = [schema.get("$ref")] + [s.get("$ref") for s in schema.get("allOf") or [] if isinstance(s, dict)]
+    return CHECKPOINT_SCHEMA_ID in refs
+
+
+def _declared_keys(schema, validator, depth: int = 0) -> tuple:
+    """(property names, property patterns) a schema object declares, through ``$ref``/``allOf``/branches."""
+    names, patterns = set(), set()
+    if not isinstance(schema, dict) or depth > 8:
+        return names, patterns
+    names.update(schema.get("properties") or {})
+    patterns.update(schema.get("patternProperties") or {})
+    subs = list(schema.get("allOf") or []) + list(schema.get("anyOf") or []) + list(schema.get("oneOf") or [])
+    subs += [schema[k] for k in ("then", "else") if isinstance(schema.get(k), dict)]
+    subs += list((schema.get("dependentSchemas") or {}).values())
+    if isinstance(schema.get("$ref"), str):
+        try:
+            subs.append(validator._resolver.lookup(schema["$ref"]).contents)
+        except Exception:  # noqa: BLE001 - only used to word a message
+            pass
+    for sub in subs:
+        n, p = _declared_keys(sub, validator, depth + 1)
+        names |= n
+        patterns |= p
+    return names, patterns
+
+
 def _path(parts: Iterable[Any]) -> str:
     out = "$"
     for p in parts:
@@ -60,7 +116,7 @@ def _path(parts: Iterable[Any]) -> str:
     return out
 
 
-def _describe(error, schema_root: dict) -> List[str]:
+def _describe(error, schema_root: dict, validator=None) -> List[str]:
     """One or more human lines for one jsonschema error."""
     from jsonschema.exceptions import best_match
 
@@ -74,16 +130,17 @@ def _describe(error, schema_root: dict) -> List[str]:
         if len(fitting) == 1:
             lines = []
             for sub in fitting[0]:
-                lines.extend(_describe(sub, schema_root))
+                lines.extend(_describe(sub, schema_root, validator))
             return lines
-        return _describe(best_match(error.context), schema_root)
+        return _describe(best_match(error.context), schema_root, validator)
     where = _path(error.absolute_path)
     if error.validator == "additionalProperties" or error.validator == "unevaluatedProperties":
-        allowed = list((error.schema.get("properties") or {}).keys())
-        extras = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        names, patterns = _declared_keys(error.schema, validator)
+        allowed = sorted(names)
+        extras = sorted(set(error.instance) - names) if isinstance(error.instance, dict) else []
         lines = []
         for key in extras:
-            if any(re.search(p, key) for p in (error.schema.get("patternProperties") or {})):
+            if any(re.search(p, key) for p in patterns):
                 continue
             lines.append(f"{where}.{key}: unknown key{did_you_mean(key, allowed)}")
         return lines or [f"{where}: {error.message}"]
@@ -127,10 +184,10 @@ def errors_for(instance: Any, schema: dict) -> List[str]:
     """All problems with ``instance`` as ``$.path: message`` lines, in document order."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(schema)
+    validator = Draft202012Validator(schema, registry=_framework_registry())
     lines: List[str] = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]):
-        for line in _describe(error, schema):
+        for line in _describe(error, schema, validator):
             if line not in lines:
                 lines.append(line)
     return lines

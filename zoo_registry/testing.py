@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Union
@@ -140,10 +141,16 @@ def tiny_checkpoint(folder, config: dict, layout: Layout = "mlx", *, seed: int =
 
 @pytest.fixture
 def zoo_tiny_checkpoint(tmp_path):
-    """``make(config, layout="mlx", name="ckpt", **kw)`` → :class:`TinyCheckpoint` under ``tmp_path``."""
+    """:func:`tiny_checkpoint` with the folder optional: ``make(config, layout="mlx", *, name="ckpt", ...)``
+    writes under this test's ``tmp_path / name``; ``make(folder, config, layout="mlx", ...)`` (the
+    signature of :func:`tiny_checkpoint`) writes where you say. Returns a :class:`TinyCheckpoint`."""
 
-    def make(config: dict, layout: Layout = "mlx", name: str = "ckpt", **kwargs) -> TinyCheckpoint:
-        return tiny_checkpoint(tmp_path / name, config, layout, **kwargs)
+    def make(*args, name: str = "ckpt", **kwargs) -> TinyCheckpoint:
+        if args and isinstance(args[0], (str, os.PathLike)):
+            return tiny_checkpoint(*args, **kwargs)
+        if args and not isinstance(args[0], dict):
+            raise TypeError(f"zoo_tiny_checkpoint: expected make(config, ...) or make(folder, config, ...), got a {type(args[0]).__name__} first")
+        return tiny_checkpoint(tmp_path / name, *args, **kwargs)
 
     return make
 
