@@ -1,8 +1,8 @@
 """Parity with transformers' HunYuan models on checkpoints written by their own save_pretrained.
 
 transformers is the oracle for top-k > 1 routing (renormalised; mlx-lm never renormalises) and for
-``hunyuan_v1_dense`` with head_dim != hidden / heads and an untied head (hunyuan.md, "Which
-implementation to compare against"). The saved folders use transformers 5's layout:
+``hunyuan_v1_dense`` with head_dim != hidden / heads and an untied head (mlx-lm's hunyuan.py takes the
+softmax top-k weights as they are; Tencent's and transformers' gates renormalise them). The saved folders use transformers 5's layout:
 ``rope_parameters`` instead of ``rope_theta`` / ``rope_scaling`` and per-expert weight names.
 """
 

@@ -44,7 +44,8 @@ def test_ntk_alpha_stretches_the_base(x):
 
 
 def test_ntk_alpha_reference_values():
-    """hunyuan.md: A13B/7B (hd 128) base' = 11,158,839.93; Large (hd 80) 11,937,766.42."""
+    """Tencent's NTK-alpha base, rope_theta * alpha ** (d / (d - 2)) (modeling_hunyuan.py), worked out by hand:
+    10000 * 1000 ** (128 / 126) = 11,158,839.93 (A13B/7B, head_dim 128); 10000 * 1000 ** (80 / 78) = 11,937,766.42 (Large)."""
     assert NTKAlphaRoPE(128, 10000.0, 1000.0).base == pytest.approx(11158839.93, abs=0.01)
     assert NTKAlphaRoPE(80, 10000.0, 1000.0).base == pytest.approx(11937766.42, abs=0.01)
 

@@ -1,12 +1,15 @@
 """Grouped-query attention with optional QK-norm after RoPE and cross-layer K/V sharing.
 
-Three ideas, all from HunYuan-Large (Sun et al., arXiv:2411.02265), kept general here:
+Three ideas HunYuan-Large (Sun et al., arXiv:2411.02265) combines, kept general here:
 
-- **GQA**: ``n_kv_heads`` key/value heads, each shared by ``n_heads / n_kv_heads`` query heads;
-  ``mx.fast.scaled_dot_product_attention`` broadcasts them natively.
-- **QK-norm after RoPE**: an optional per-head RMSNorm over ``head_dim`` on queries and keys,
-  applied *after* the rotation (the opposite order to Qwen3). It bounds the attention logits.
-- **Cross-Layer Attention (CLA)**: a layer built with ``kv_proj=False`` has no ``k_proj`` /
+- **GQA** (Ainslie et al., arXiv:2305.13245): ``n_kv_heads`` key/value heads, each shared by
+  ``n_heads / n_kv_heads`` query heads; ``mx.fast.scaled_dot_product_attention`` broadcasts them
+  natively.
+- **QK-norm** (Henry et al., arXiv:2010.04245) **after RoPE**: an optional per-head RMSNorm over
+  ``head_dim`` on queries and keys, applied *after* the rotation (the opposite order to Qwen3). It
+  bounds the attention logits.
+- **Cross-Layer Attention (CLA)** (Brandon et al., arXiv:2405.12981): a layer built with
+  ``kv_proj=False`` has no ``k_proj`` /
   ``v_proj``; it attends over the K/V of the last layer that has them, handed over as
   ``kv_states``. Each layer keeps its *own* ``key_layernorm``: the owner stores the weight-free
   ``k / rms(k)`` and every layer folds its key-norm weight into its query
