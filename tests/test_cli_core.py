@@ -54,6 +54,21 @@ def test_debug_shows_the_traceback(isolated_home):
     assert "Traceback" in proc.stderr and "UnknownNameError" in proc.stderr
 
 
+def test_debug_also_works_after_the_subcommand(isolated_home):
+    proc = run_zoo("info", "hunyaun", "--debug")
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "UnknownNameError" in proc.stderr
+
+
+def test_python_dash_m_zoo_registry_is_the_cli(isolated_home):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "zoo_registry", "info", "hunyaun"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == "zoo: error: nothing named 'hunyaun' (did you mean 'hunyuan'?)"
+
+
 def test_info_prints_every_schema_field_with_its_description(isolated_home):
     info = json.loads(run_zoo("info", "hunyuan", "--json", check=0).stdout)
     assert info["provider"] == "hunyuan"

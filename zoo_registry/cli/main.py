@@ -48,6 +48,8 @@ def build_parser():
                 continue  # command not built yet
             raise
         module.add_parser(sub)
+    for command in sub.choices.values():  # `zoo load X --debug` as well as `zoo --debug load X`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return parser
 
 
