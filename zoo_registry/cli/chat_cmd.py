@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import ConfigError
-from .serve_cmd import add_model_args, model_options
+from .pipeline import add_weight_args, quiet_transformers, weight_options
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 COMMANDS = {"/think": "think before answering", "/no_think": "answer without thinking",
@@ -35,7 +35,7 @@ def add_parser(sub):
     think.add_argument("--think", dest="enable_thinking", action="store_const", const=True, default=None, help="start with thinking on")
     think.add_argument("--no-think", dest="enable_thinking", action="store_const", const=False, help="start with thinking off")
     p.add_argument("--show-thinking", action="store_true", help="print the reasoning even when output is not a terminal")
-    add_model_args(p, "the weights")
+    add_weight_args(p)
     p.set_defaults(run=run)
 
 
@@ -52,12 +52,11 @@ def _turns(interactive: bool):
 
 def run(args):
     from ..serve.engine import Engine, Job
-    from .pipeline import quiet_transformers
 
     if args.max_tokens < 1:
         raise ConfigError(f"--max-tokens must be positive, got {args.max_tokens}")
     quiet_transformers(args)
-    engine = Engine([args.model], load_options=model_options(args))
+    engine = Engine([args.model], load_options=weight_options(args))
     interactive = sys.stdin.isatty()
     color = sys.stdout.isatty()
     show_thinking = color or args.show_thinking

@@ -21,19 +21,24 @@ from typing import Any, Optional
 from .output import print_json
 
 
-def add_load_args(p) -> None:
-    """Options shared by ``zoo load`` and ``zoo generate``."""
-    p.add_argument("model", metavar="NAME|PATH|REPO_ID", help="a model card name (`zoo list`), a checkpoint folder or a Hugging Face repo id")
+def add_weight_args(p) -> None:
+    """How the weights are read and prepared: shared by ``zoo load``/``generate``/``serve``/``chat``."""
     p.add_argument("--no-strict", dest="strict", action="store_false", help="load even if tensors are missing or left over (they are listed)")
     p.add_argument("--quantize", type=int, choices=(4, 8), help="quantize the weights after loading (MLX affine; the MoE router stays unquantized)")
     p.add_argument("--group-size", type=int, default=64, choices=(32, 64, 128), help="group size for --quantize (default: 64)")
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="cast floating-point weights to this dtype")
     p.add_argument("--check-finite", action="store_true",
                    help="read every weight once more and refuse NaN/inf, naming the file and tensor")
-    p.add_argument("--refresh", action="store_true",
-                   help="ask the Hugging Face Hub for the repo's files again even when the cache is complete")
     p.add_argument("--allow-pickle-weights", action="store_true",
                    help="read PyTorch pickle weights (pytorch_model*.bin) with zoo's restricted reader, which admits tensor data only")
+
+
+def add_load_args(p) -> None:
+    """Options shared by ``zoo load`` and ``zoo generate``."""
+    p.add_argument("model", metavar="NAME|PATH|REPO_ID", help="a model card name (`zoo list`), a checkpoint folder or a Hugging Face repo id")
+    add_weight_args(p)
+    p.add_argument("--refresh", action="store_true",
+                   help="ask the Hugging Face Hub for the repo's files again even when the cache is complete")
 
 
 def quiet_transformers(args) -> None:
@@ -47,10 +52,15 @@ def quiet_transformers(args) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def weight_options(args) -> dict:
+    """The loader's keyword arguments for :func:`add_weight_args`' flags."""
+    return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype,
+                check_finite=getattr(args, "check_finite", False), allow_pickle_weights=getattr(args, "allow_pickle_weights", False))
+
+
 def load_options(args) -> dict:
     """Loader options from the CLI. Loading is lazy; :func:`finish_loading` reads the weights."""
-    return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype, lazy=True,
-                check_finite=getattr(args, "check_finite", False), allow_pickle_weights=getattr(args, "allow_pickle_weights", False))
+    return dict(weight_options(args), lazy=True)
 
 
 @contextmanager

@@ -14,19 +14,9 @@ import sys
 import warnings
 
 from ..errors import ConfigError, ZooWarning
+from .pipeline import add_weight_args, quiet_transformers, weight_options
 
 DEFAULT_MODEL = "hunyuan-tiny-instruct"
-
-
-def add_model_args(p, what: str) -> None:
-    p.add_argument("--quantize", type=int, choices=(4, 8), help=f"quantize {what} after loading (MLX affine)")
-    p.add_argument("--group-size", type=int, default=64, choices=(32, 64, 128), help="group size for --quantize (default: 64)")
-    p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="cast floating-point weights to this dtype")
-    p.add_argument("--no-strict", dest="strict", action="store_false", help="load even if tensors are missing or left over")
-
-
-def model_options(args) -> dict:
-    return dict(strict=args.strict, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype)
 
 
 def add_parser(sub):
@@ -42,7 +32,7 @@ def add_parser(sub):
                    help="do not reuse the KV cache of the previous request's common prompt prefix")
     p.add_argument("--max-loaded", type=int, default=1, metavar="N",
                    help="keep up to N models in memory (default: 1; a request for another model unloads the least recently used)")
-    add_model_args(p, "the weights")
+    add_weight_args(p)
     p.set_defaults(run=run)
 
 
@@ -60,7 +50,6 @@ def run(args):
 
     from ..serve.app import create_app
     from ..serve.engine import Engine
-    from .pipeline import quiet_transformers
 
     if args.max_body_bytes < 1024:
         raise ConfigError(f"--max-body-bytes must be at least 1024, got {args.max_body_bytes}")
@@ -70,7 +59,7 @@ def run(args):
     quiet_transformers(args)
     models = args.models or [DEFAULT_MODEL]
     print(f"zoo serve: loading {models[0]}", file=sys.stderr)
-    engine = Engine(models, load_options=model_options(args), prompt_cache=args.prompt_cache, max_loaded=args.max_loaded)
+    engine = Engine(models, load_options=weight_options(args), prompt_cache=args.prompt_cache, max_loaded=args.max_loaded)
     app = create_app(engine, api_key=args.api_key, max_body=args.max_body_bytes)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
