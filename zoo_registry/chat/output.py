@@ -201,7 +201,7 @@ class OutputSplitter:
             tags = self._tags[self.mode]
             hit = _earliest(self._buf, tags)
             if hit is None:
-                keep = _partial(self._buf, tags)
+                keep = held_suffix(self._buf, tags)
                 self._emit(self._buf[: len(self._buf) - keep], out, final=False)
                 self._buf = self._buf[len(self._buf) - keep:]
                 return _merge(out)
@@ -239,7 +239,7 @@ class OutputSplitter:
         close = self.fmt.reasoning[1]
         i = self._buf.find(close)
         if i < 0:
-            keep = _partial(self._buf, [close])
+            keep = held_suffix(self._buf, [close])
             self._held += self._buf[: len(self._buf) - keep]
             self._buf = self._buf[len(self._buf) - keep:]
             return False
@@ -318,8 +318,9 @@ def _earliest(buf: str, tags: Dict[str, Any]) -> Optional[Tuple[int, str]]:
     return best
 
 
-def _partial(buf: str, tags: Iterable[str]) -> int:
-    """Length of the longest suffix of ``buf`` that is a proper prefix of a tag."""
+def held_suffix(buf: str, tags: Iterable[str]) -> int:
+    """Length of the longest suffix of ``buf`` that is a proper prefix of a tag (or stop string):
+    what a streaming reader must hold back until the next chunk shows whether it completes."""
     longest = 0
     for tag in tags:
         for k in range(min(len(tag) - 1, len(buf)), longest, -1):

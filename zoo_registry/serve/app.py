@@ -203,14 +203,13 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
             if event.tool_calls:
                 delta["tool_calls"] = protocol.tool_calls_json(event.tool_calls, start=calls)
                 calls += len(event.tool_calls)
-            logprobs = protocol._chat_logprobs(event.logprobs, decoder(name)) if event.logprobs else None
+            logprobs = protocol.chat_logprobs(event.logprobs, decoder(name)) if event.logprobs else None
             if delta or logprobs:
                 yield protocol.sse(protocol.chat_chunk(cid, name, created, delta, logprobs=logprobs))
             if event.final:
-                yield protocol.sse(protocol.chat_chunk(cid, name, created, {}, finish_reason=event.finish_reason))
+                yield protocol.sse(protocol.chat_chunk(cid, name, created, {}, finish=event.finish_reason))
         if include_usage:
-            yield protocol.sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
-                                "choices": [], "usage": protocol.usage(reply)})
+            yield protocol.sse(protocol.usage_chunk("chat.completion.chunk", cid, name, created, reply))
         yield protocol.sse("[DONE]")
 
     @app.post("/v1/completions")
@@ -226,13 +225,11 @@ def create_app(engine: Engine, *, api_key: Optional[str] = None, max_body: int =
                 break
             reply.add(event)
             if event.text or event.final:
-                yield protocol.sse({"id": cid, "object": "text_completion", "created": created, "model": name,
-                                    "choices": [{"index": 0, "text": event.text,
-                                                 "logprobs": protocol.completion_logprobs(event.logprobs, decoder(name)) if event.logprobs else None,
-                                                 "finish_reason": protocol._finish(event.finish_reason) if event.final else None}]})
+                logprobs = protocol.completion_logprobs(event.logprobs, decoder(name)) if event.logprobs else None
+                yield protocol.sse(protocol.completion_chunk(cid, name, created, event.text, finish=event.finish_reason,
+                                                             logprobs=logprobs))
         if include_usage:
-            yield protocol.sse({"id": cid, "object": "text_completion", "created": created, "model": name,
-                                "choices": [], "usage": protocol.usage(reply)})
+            yield protocol.sse(protocol.usage_chunk("text_completion", cid, name, created, reply))
         yield protocol.sse("[DONE]")
 
     return BodyLimit(app, max_body)

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
-from ..errors import ConfigError, UnknownNameError, ZooError
+from ..chat.output import held_suffix
+from ..errors import ConfigError, UnknownNameError
 
 _STOP = object()
 
@@ -88,6 +89,13 @@ class Event:
     cached_tokens: int = 0
     error: Optional[BaseException] = None
 
+    def absorb(self, parts) -> None:
+        """Add the output splitter's events (answer text, reasoning, tool calls) to this one."""
+        for part in parts:
+            self.text += part.text
+            self.reasoning += part.reasoning
+            self.tool_calls += tuple(part.tool_calls)
+
 
 class StopMatcher:
     """Hold back text that could be the start of a stop string; report when one is complete.
@@ -104,17 +112,11 @@ class StopMatcher:
         if not self.stops:
             return text, False
         buf = self.pending + text
-        hits = [(buf.find(s), s) for s in self.stops if s in buf]
+        hits = [buf.find(s) for s in self.stops if s in buf]
         if hits:
-            at = min(h for h, _ in hits)
             self.pending = ""
-            return buf[:at], True
-        keep = 0
-        for s in self.stops:
-            for n in range(min(len(s) - 1, len(buf)), 0, -1):
-                if buf.endswith(s[:n]):
-                    keep = max(keep, n)
-                    break
+            return buf[:min(hits)], True
+        keep = held_suffix(buf, self.stops)
         self.pending = buf[len(buf) - keep:] if keep else ""
         return buf[: len(buf) - keep], False
 
@@ -154,7 +156,6 @@ class Engine:
             raise ConfigError(f"max_loaded must be at least 1, got {max_loaded}")
         self.max_loaded = max_loaded
         self._loaded: Dict[str, Loaded] = {}  # least recently used first
-        self.current: Optional[Loaded] = None
         self.counts = {"completed": 0, "cancelled": 0, "failed": 0}  # jobs by outcome, for /health
         self._ready = threading.Event()
         self._startup_error: Optional[BaseException] = None
@@ -186,11 +187,6 @@ class Engine:
             raise value
         return value
 
-    def loaded(self, name: Optional[str] = None) -> Loaded:
-        """The :class:`Loaded` entry for ``name`` (loading it on the model thread if needed)."""
-        name = self.resolve_model(name)
-        return self.call(lambda: self._ensure(name))
-
     def tokenizer(self, name: str):
         """The tokenizer of ``name`` if it is loaded (for decoding token ids in responses), else ``None``."""
         entry = self._loaded.get(name)
@@ -211,7 +207,6 @@ class Engine:
         while True:
             item = self._jobs.get()
             if item is _STOP:
-                self.current = None
                 self._loaded.clear()
                 _clear_streams()
                 return
@@ -226,12 +221,10 @@ class Engine:
 
     def _ensure(self, name: str) -> Loaded:
         if name in self._loaded:
-            self.current = self._loaded.pop(name)
-            self._loaded[name] = self.current  # most recently used last
-            return self.current
+            self._loaded[name] = self._loaded.pop(name)  # most recently used last
+            return self._loaded[name]
         while len(self._loaded) >= self.max_loaded:  # make room before loading: drop the least recently used
             self._loaded.pop(next(iter(self._loaded)))
-        self.current = None
         import gc
 
         gc.collect()
@@ -241,8 +234,8 @@ class Engine:
             generator = self._loader(name)
         else:
             generator = TextGenerator.load(name, **self._load_options)
-        self.current = self._loaded[name] = Loaded(name, generator)
-        return self.current
+        self._loaded[name] = Loaded(name, generator)
+        return self._loaded[name]
 
     def _emit(self, job: Job, event: Event) -> None:
         if event.final:
@@ -258,9 +251,7 @@ class Engine:
             return
         try:
             self._generate(job)
-        except ZooError as e:
-            self._emit(job, Event(final=True, finish_reason="error", error=e))
-        except Exception as e:  # noqa: BLE001 - a failed job must not stop the server
+        except Exception as e:  # noqa: BLE001 - a failed job must not stop the server; the client gets the error
             self._emit(job, Event(final=True, finish_reason="error", error=e))
 
     def _reuse(self, entry: Loaded, ids: List[int]):
@@ -328,10 +319,7 @@ class Engine:
             event = Event(tokens=[int(r.token)])
             if job.logprobs is not None and r.logprobs is not None:
                 event.logprobs.append(_logprobs(mx, r.logprobs, int(r.token), job.logprobs))
-            for part in splitter.feed(piece) if piece else ():
-                event.text += part.text
-                event.reasoning += part.reasoning
-                event.tool_calls += tuple(part.tool_calls)
+            event.absorb(splitter.feed(piece) if piece else ())
             called = called or bool(event.tool_calls)
             self._emit(job, event)
             if stopped:
@@ -341,10 +329,7 @@ class Engine:
                 finish = r.finish_reason
         last = Event(final=True, prompt_tokens=len(ids), completion_tokens=n, cached_tokens=cached)
         tail = stops.flush() if finish != "stop" else ""
-        for part in (splitter.feed(tail) if tail else []) + list(splitter.finish()):
-            last.text += part.text
-            last.reasoning += part.reasoning
-            last.tool_calls += tuple(part.tool_calls)
+        last.absorb((splitter.feed(tail) if tail else []) + list(splitter.finish()))
         called = called or bool(last.tool_calls)
         last.finish_reason = "tool_calls" if called and finish == "stop" else finish
         if finish != "cancelled":

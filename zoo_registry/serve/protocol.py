@@ -25,6 +25,7 @@ from .engine import Job
 
 MAX_STOP = 4  # as OpenAI
 MAX_TOP_LOGPROBS = 20
+DEFAULT_MAX_TOKENS = 512  # for chat completions that set no limit
 
 
 class APIError(Exception):
@@ -228,8 +229,6 @@ def chat_job(body: Any) -> Job:
     return job
 
 
-DEFAULT_MAX_TOKENS = 512
-
 
 def completion_job(body: Any) -> Job:
     """A :class:`Job` from a ``/v1/completions`` body (no chat template, no output parsing)."""
@@ -303,7 +302,7 @@ def tool_calls_json(calls, start: int = 0) -> List[dict]:
     return out
 
 
-def _chat_logprobs(entries, decode) -> Optional[dict]:
+def chat_logprobs(entries, decode) -> Optional[dict]:
     if entries is None:
         return None
     return {"content": [{"token": decode(e["token"]), "logprob": e["logprob"], "bytes": list(decode(e["token"]).encode()),
@@ -318,14 +317,24 @@ def chat_response(reply: Reply, model: str, decode, created: Optional[int] = Non
     if reply.tool_calls:
         message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in tool_calls_json(reply.tool_calls)]
     return {"id": new_id("chatcmpl"), "object": "chat.completion", "created": created or int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": _chat_logprobs(reply.logprobs, decode),
-                         "finish_reason": _finish(reply.finish_reason)}],
+            "choices": [{"index": 0, "message": message, "logprobs": chat_logprobs(reply.logprobs, decode),
+                         "finish_reason": finish_reason(reply.finish_reason)}],
             "usage": usage(reply)}
 
 
-def chat_chunk(cid: str, model: str, created: int, delta: dict, finish_reason=None, logprobs=None) -> dict:
+def chat_chunk(cid: str, model: str, created: int, delta: dict, finish=None, logprobs=None) -> dict:
     return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": _finish(finish_reason)}]}
+            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason(finish)}]}
+
+
+def completion_chunk(cid: str, model: str, created: int, text: str, finish=None, logprobs=None) -> dict:
+    return {"id": cid, "object": "text_completion", "created": created, "model": model,
+            "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason(finish)}]}
+
+
+def usage_chunk(obj: str, cid: str, model: str, created: int, reply: Reply) -> dict:
+    """The last chunk of a stream with ``stream_options.include_usage``: no choices, the counts."""
+    return {"id": cid, "object": obj, "created": created, "model": model, "choices": [], "usage": usage(reply)}
 
 
 def completion_logprobs(entries, decode) -> Optional[dict]:
@@ -343,11 +352,12 @@ def completion_logprobs(entries, decode) -> Optional[dict]:
 def completion_response(reply: Reply, model: str, decode) -> dict:
     return {"id": new_id("cmpl"), "object": "text_completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "text": reply.text, "logprobs": completion_logprobs(reply.logprobs, decode),
-                         "finish_reason": _finish(reply.finish_reason)}],
+                         "finish_reason": finish_reason(reply.finish_reason)}],
             "usage": usage(reply)}
 
 
-def _finish(reason: Optional[str]) -> Optional[str]:
+def finish_reason(reason: Optional[str]) -> Optional[str]:
+    """OpenAI's finish reason for the engine's: a job cancelled by its client ended like a stop."""
     return "stop" if reason == "cancelled" else reason
 
 
