@@ -272,10 +272,11 @@ def test_api_key_and_body_limit(keyed):
     assert status == 413 and body["error"]["code"] == "request_too_large"
 
 
-def test_a_client_that_disconnects_stops_its_generation(client, server):
+def test_a_client_that_disconnects_stops_its_generation(client, server, local):
     before = _health(server[0])["jobs"]["cancelled"]
+    never_stop = {str(i): -100 for i in local.tokenizer.eos_token_ids}  # only the client can end this one
     stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Go on forever"}],
-                                            max_tokens=100000, temperature=1.0, seed=1, stream=True)
+                                            max_tokens=100000, temperature=1.0, seed=1, stream=True, logit_bias=never_stop)
     for i, _ in enumerate(stream):
         if i == 3:
             break
