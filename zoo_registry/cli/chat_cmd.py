@@ -15,9 +15,9 @@ from __future__ import annotations
 import sys
 
 from ..errors import ConfigError
+from .generate_cmd import Printer
 from .pipeline import add_weight_args, quiet_transformers, weight_options
 
-DIM, RESET = "\x1b[2m", "\x1b[0m"
 COMMANDS = {"/think": "think before answering", "/no_think": "answer without thinking",
             "/reset": "forget the conversation", "/exit": "leave (also Ctrl-D)"}
 
@@ -87,23 +87,15 @@ def run(args):
             messages.append({"role": "user", "content": line})
             job = engine.submit(Job(messages=list(messages), enable_thinking=thinking, max_tokens=args.max_tokens,
                                     sampling=dict(sampling), seed=args.seed))
-            answer, in_reasoning = [], False
+            answer = []
+            printer = Printer(show_reasoning=show_thinking, dim=color, reasoning_to=sys.stdout)
             for event in job:
                 if event.error is not None:
                     messages.pop()
                     raise event.error
-                if event.reasoning and show_thinking:
-                    sys.stdout.write((DIM if color else "") + event.reasoning + (RESET if color else ""))
-                    in_reasoning = True
-                if event.text or event.tool_calls:
-                    if in_reasoning:
-                        sys.stdout.write("\n")
-                        in_reasoning = False
-                    sys.stdout.write(event.text)
-                    for call in event.tool_calls:
-                        sys.stdout.write(f"[tool call] {call.name}({call.arguments})")
-                    answer.append(event.text)
-                sys.stdout.flush()
+                printer(event)
+                answer.append(event.text)
+            printer.end_reasoning()
             sys.stdout.write("\n")
             sys.stdout.flush()
             messages.append({"role": "assistant", "content": "".join(answer)})

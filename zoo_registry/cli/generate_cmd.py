@@ -21,6 +21,7 @@ template's default applies. The statistics mlx-lm prints after the text go to st
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -81,32 +82,34 @@ def _check(args) -> None:
 
 
 class Printer:
-    """Answer to stdout; reasoning to stderr (dimmed on a terminal) when shown; tool calls as lines."""
+    """Answer to stdout; reasoning, when shown, to ``reasoning_to`` (stderr by default), dimmed on a
+    terminal; tool calls as ``tool call: NAME ARGUMENTS`` lines. ``zoo chat`` prints with it too."""
 
-    def __init__(self, show_reasoning: bool, dim: bool):
+    def __init__(self, show_reasoning: bool, dim: bool, reasoning_to=None):
         self.show, self.dim = show_reasoning, dim
+        self.reasoning_to = reasoning_to
         self.in_reasoning = False
 
     def __call__(self, event) -> None:
         if event.reasoning:
             if self.show:
-                sys.stderr.write(f"{DIM}{event.reasoning}{RESET}" if self.dim else event.reasoning)
-                sys.stderr.flush()
+                out = self.reasoning_to or sys.stderr
+                out.write(f"{DIM}{event.reasoning}{RESET}" if self.dim else event.reasoning)
+                out.flush()
                 self.in_reasoning = True
             return
-        self._end_reasoning()
+        self.end_reasoning()
         if event.text:
             sys.stdout.write(event.text)
         for call in event.tool_calls:
-            import json
-
             sys.stdout.write(f"tool call: {call.name} {json.dumps(call.arguments, ensure_ascii=False)}\n")
         sys.stdout.flush()
 
-    def _end_reasoning(self) -> None:
+    def end_reasoning(self) -> None:
         if self.in_reasoning:
-            sys.stderr.write("\n\n")
-            sys.stderr.flush()
+            out = self.reasoning_to or sys.stderr
+            out.write("\n\n")
+            out.flush()
             self.in_reasoning = False
 
 
@@ -159,7 +162,7 @@ def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
                    kernels=kernel_report(gen.model))
         print_json(out)
         return 0
-    printer._end_reasoning()
+    printer.end_reasoning()
     sys.stdout.write("\n")
     sys.stdout.flush()
     if not args.quiet:
