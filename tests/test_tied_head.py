@@ -114,3 +114,26 @@ def test_the_check_is_opt_in_by_data(names, normalised):
     before = dict(normalised)
     tied_head.before_build(FakeCheckpoint(names), dict(normalised), normalised)
     assert normalised == before
+
+
+def test_the_head_check_reads_only_the_shards_that_hold_the_two_tensors(tmp_path, monkeypatch):
+    """A tied config with a saved head must not copy every pickle shard just to compare two tensors."""
+    from safetensors.numpy import save_file
+
+    from zoo_registry import checkpoint
+
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    shards = {"model-00001-of-00002.safetensors": {"lm_head.weight": np.ones((4, 2), np.float32),
+                                                   "model.embed_tokens.weight": np.ones((4, 2), np.float32)},
+              "model-00002-of-00002.safetensors": {"model.norm.weight": np.ones(2, np.float32)}}
+    for name, tensors in shards.items():
+        save_file(tensors, str(folder / name))
+    index = {"weight_map": {k: name for name, tensors in shards.items() for k in tensors}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    read = []
+    real = checkpoint.file_tensors
+    monkeypatch.setattr(checkpoint, "file_tensors", lambda path, staging=None: read.append(path.name) or real(path, staging))
+    ckpt = checkpoint.open_checkpoint(folder)
+    assert tied_head.untie_if_head_differs(ckpt, {"tie_word_embeddings": True}) is False  # an exact copy: stays tied
+    assert read == ["model-00001-of-00002.safetensors"]

@@ -16,7 +16,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from .errors import CheckpointError, CheckpointNotFoundError, UnsafeInputError
 from .hub_env import hf_cache_dir, hf_offline  # noqa: F401 - re-exported: their home before hub.py existed
@@ -116,11 +116,19 @@ class Checkpoint:
             out.update(file_specs(f))
         return out
 
-    def tensors(self) -> dict:
-        """Every tensor as an ``mx.array``: safetensors memory-mapped until evaluated, pickles copied once."""
+    def tensors(self, names: Optional[Iterable[str]] = None) -> dict:
+        """Every tensor as an ``mx.array``: safetensors memory-mapped until evaluated, pickles copied once.
+
+        With ``names``, only those tensors (the ones present), read from only the files that hold
+        them: a check of two tensors does not copy every pickle shard.
+        """
+        wanted = None if names is None else set(names)
         out = {}
         for f in self.files:
-            out.update(file_tensors(f, self.staging))
+            if wanted is not None and not wanted & set(file_specs(f)):
+                continue
+            tensors = file_tensors(f, self.staging)
+            out.update(tensors if wanted is None else {k: v for k, v in tensors.items() if k in wanted})
         return out
 
     def non_finite(self, limit: int = 3) -> List[str]:

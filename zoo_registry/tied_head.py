@@ -85,7 +85,7 @@ def untie_if_head_differs(ckpt, config: dict, normalised: Optional[dict] = None,
     normalised = config if normalised is None else normalised
     if not normalised.get(KEY) or f"{HEAD}.weight" not in ckpt.specs():
         return False
-    why = head_differs(ckpt.tensors())
+    why = head_differs(ckpt.tensors([f"{name}.{part}" for name in (HEAD, EMBED) for part in PARTS]))
     if why is None:
         return False
     origin = _origin(Path(ckpt.path), config)
