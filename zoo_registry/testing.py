@@ -20,6 +20,7 @@ Importing this module imports neither MLX nor any plugin (pytest loads it in eve
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -29,6 +30,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import pytest
 
+from .errors import PluginError, ZooError
 from .registry import Registry, get_registry, reset_registry  # noqa: F401 - re-exported for tests
 
 Layout = Union[str, Callable[[dict, dict], dict]]  # "mlx", "hf", or f(tensors, config) -> tensors
@@ -86,12 +88,12 @@ def random_model(config: dict, *, seed: int = 0, std: float = 0.1, registry: Opt
     from mlx.utils import tree_flatten, tree_unflatten
 
     from .configs import validate_config
-    from .resources import import_target
+    from .loading.plugin import build_model
 
     arch, normalised = validate_config(dict(config), "config.json", registry or get_registry())
     if arch.builtin:
         raise ValueError(f"model_type {config.get('model_type')!r} is served by mlx-lm, not by a plugin; these helpers test plugins")
-    model = import_target(arch.model)(dict(normalised))
+    model = build_model(arch, normalised)  # a crash is a PluginError naming the plugin and model_type
     mx.random.seed(seed)
     weights = []
     for name, value in tree_flatten(model.parameters()):
@@ -171,6 +173,27 @@ def _check(ok: bool, message: str):
         raise AssertionError(message)
 
 
+def _config_label(config: dict, width: int = 240) -> str:
+    text = json.dumps(config, sort_keys=True, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@contextlib.contextmanager
+def _step(check: str, config: dict, arch=None):
+    """Run one check; a crash in the model's code (not a failed check, not a zoo error, which say
+    what they are) becomes a :class:`PluginError` naming the check and the config, its cause chained."""
+    try:
+        yield
+    except (AssertionError, ZooError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the model under test may raise anything
+        who = f"plugin {arch.provider!r}, model_type {arch.name!r}" if arch is not None else f"model_type {config.get('model_type')!r}"
+        raise PluginError(
+            f"run_model_tests: check {check!r} crashed ({who}) on config {_config_label(config)}: {type(e).__name__}: {e}",
+            hint="the traceback of the cause above points into the model's code",
+        ) from e
+
+
 def run_model_tests(config: dict, tmp_path=None, *, layouts: Sequence[Layout] = ("mlx", "hf"), seed: int = 0,
                     length: int = 8, atol: float = 1e-4, registry: Optional[Registry] = None) -> Dict[str, Any]:
     """Run the standard checks on the plugin architecture serving ``config["model_type"]``.
@@ -200,27 +223,33 @@ def run_model_tests(config: dict, tmp_path=None, *, layouts: Sequence[Layout] = 
     ids = mx.array(np.random.default_rng(seed).integers(0, vocab, (2, length)))
     figures: Dict[str, Any] = {"architecture": arch.name, "provider": arch.provider}
 
-    full = model(ids)
+    with _step("shape", config, arch):
+        full = model(ids)
+        mx.eval(full)
     _check(full.shape == (2, length, vocab), f"shape: logits are {full.shape}, expected {(2, length, vocab)}")
     figures["shape"] = tuple(full.shape)
 
-    cache = make_prompt_cache(model)
-    split = max(1, length // 2)
-    steps = [model(ids[:, :split], cache=cache)]
-    steps += [model(ids[:, t:t + 1], cache=cache) for t in range(split, length)]
-    figures["cache_max_diff"] = d = _max_diff(mx.concatenate(steps, axis=1), full)
+    with _step("cache", config, arch):
+        cache = make_prompt_cache(model)
+        split = max(1, length // 2)
+        steps = [model(ids[:, :split], cache=cache)]
+        steps += [model(ids[:, t:t + 1], cache=cache) for t in range(split, length)]
+        figures["cache_max_diff"] = d = _max_diff(mx.concatenate(steps, axis=1), full)
     _check(d <= atol, f"cache: prompt + cached steps differ from the full forward pass by {d:.3g} > {atol}")
 
-    rows = [_max_diff(full[i:i + 1], model(ids[i:i + 1])) for i in range(2)]
+    with _step("batch", config, arch):
+        rows = [_max_diff(full[i:i + 1], model(ids[i:i + 1])) for i in range(2)]
     figures["batch_max_diff"] = d = max(rows)
     _check(d <= atol, f"batch: a batch of 2 differs from its rows run alone by {d:.3g} > {atol}")
 
     weights = dict(tree_flatten(model.parameters()))
     for dtype in (mx.float32, mx.bfloat16):
-        model.set_dtype(dtype)
-        cache = make_prompt_cache(model)
-        out = mx.concatenate([model(ids[:, :-1], cache=cache), model(ids[:, -1:], cache=cache)], axis=1)
         name = str(dtype).rsplit(".", 1)[-1]
+        with _step(name, config, arch):
+            model.set_dtype(dtype)
+            cache = make_prompt_cache(model)
+            out = mx.concatenate([model(ids[:, :-1], cache=cache), model(ids[:, -1:], cache=cache)], axis=1)
+            mx.eval(out)
         _check(out.dtype == dtype, f"{name}: logits are {out.dtype}")
         _check(bool(np.isfinite(np.array(out.astype(mx.float32))).all()), f"{name}: logits are not finite")
         figures[f"{name}_max_diff"] = _max_diff(out, full)
@@ -234,16 +263,18 @@ def run_model_tests(config: dict, tmp_path=None, *, layouts: Sequence[Layout] = 
             label = layout if isinstance(layout, str) else getattr(layout, "__name__", f"layout{i}")
             folder = Path(tmp_path) / f"roundtrip-{i}-{label}"
             folder.mkdir(parents=True, exist_ok=True)
-            tensors = to_layout(weights, config, layout, registry=registry)
-            mx.eval(tensors)
-            (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-            mx.save_safetensors(str(folder / "model.safetensors"), tensors)
-            loaded = load_model(folder, registry=registry)
+            with _step(f"round trip ({label})", config, arch):
+                tensors = to_layout(weights, config, layout, registry=registry)
+                mx.eval(tensors)
+                (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+                mx.save_safetensors(str(folder / "model.safetensors"), tensors)
+                loaded = load_model(folder, registry=registry)
             got = dict(tree_flatten(loaded.parameters()))
             _check(sorted(got) == sorted(weights), f"round trip ({label}): parameter names differ after loading")
             d = max(_max_diff(got[k], weights[k]) for k in weights)
             _check(d == 0.0, f"round trip ({label}): parameters differ after loading by {d:.3g}")
-            d = _max_diff(loaded(ids), full)
+            with _step(f"round trip ({label})", config, arch):
+                d = _max_diff(loaded(ids), full)
             _check(d <= atol, f"round trip ({label}): logits differ by {d:.3g}")
             figures[f"roundtrip_{label}"] = {"tensors": len(tensors), "names_only_in_file": sorted(set(tensors) - set(weights))}
     return figures
