@@ -13,7 +13,7 @@ import importlib
 import importlib.resources
 from pathlib import Path
 
-from .errors import PluginError
+from .errors import PluginError, did_you_mean
 
 
 def _split(ref: str, what: str):
@@ -31,12 +31,19 @@ def import_target(ref: str):
     try:
         obj = importlib.import_module(module_name)
     except ImportError as e:
-        raise PluginError(f"cannot import {module_name!r} (from {ref!r}): {e}") from e
+        raise PluginError(
+            f"cannot import {module_name!r} (from {ref!r}): {e}",
+            hint=f"install what {module_name!r} imports, or correct the 'module:attr' string the plugin registered",
+        ) from e
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise PluginError(f"module {module_name!r} has no attribute {attr!r} (from {ref!r})") from None
+            close = did_you_mean(part, [n for n in dir(obj) if not n.startswith("_")])
+            raise PluginError(
+                f"module {module_name!r} has no attribute {attr!r} (from {ref!r})",
+                hint=f"correct the 'module:attr' string the plugin registered{close}",
+            ) from None
     return obj
 
 
