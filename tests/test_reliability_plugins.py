@@ -44,7 +44,8 @@ def toy_package(tmp_path, monkeypatch):
             del sys.modules[mod]
 
 
-GOOD_SCHEMA = {"type": "object", "properties": {"model_type": {"const": "toy"}, "hidden_size": {"type": "integer"}}}
+GOOD_SCHEMA = {"type": "object", "properties": {"model_type": {"description": "the architecture", "const": "toy"},
+                                               "hidden_size": {"description": "width", "type": "integer"}}}
 MODULE = """
     import mlx.nn as nn
 
@@ -81,7 +82,7 @@ def register_toy(registry, package, *, model="build", normalize="normalize", nam
 
 
 def test_schema_that_is_json_but_not_a_json_schema_is_that_plugins_error(zoo_empty_registry, toy_package):
-    package = toy_package({"type": "object", "properties": {"hidden_size": {"type": "integre"}}}, MODULE)
+    package = toy_package({"type": "object", "properties": {"hidden_size": {"description": "width", "type": "integre"}}}, MODULE)
     register_toy(zoo_empty_registry, package)  # registration only checks it is JSON (no jsonschema import)
     with pytest.raises(PluginError) as e:
         validate_config(dict(CONFIG), "config.json")

@@ -28,7 +28,8 @@ def register_architectures(register):
     - ``model``: ``"module:attr"`` naming a callable ``f(config: dict) -> mlx.nn.Module`` that builds
       the model from a validated, normalised config.
     - ``config_schema``: ``"package:path/to/schema.json"``, a JSON Schema (draft 2020-12) for the
-      architecture's ``config.json``; every property needs a ``description``.
+      architecture's ``config.json``; every property needs a ``description`` (checked when the
+      hook runs, through ``$ref``-ed ``$defs`` and branches).
     - ``rules``: ``"package:path/to/rules.yaml"``, sanitize rules mapping checkpoint layouts onto
       the model's parameter names (validated against ``schemas/sanitize-rules.schema.json``).
     - ``normalize``: ``"module:attr"`` naming ``f(config: dict) -> dict`` that runs after schema
@@ -37,15 +38,19 @@ def register_architectures(register):
     - ``aliases``: other ``model_type`` strings served by the same architecture.
 
     A plugin architecture takes precedence over mlx-lm's built-in module of the same name.
+    Every ``register`` callback refuses a misspelt keyword with a "did you mean", naming the plugin.
     """
 
 
 @hookspec
 def register_components(register):
-    """Register reusable runtime components (attention, RoPE variants, MoE blocks, ...).
+    """Register the reusable runtime components a plugin adds (a decoder block, a RoPE variant, ...).
 
-    Call ``register(name, target, description="")`` where ``target`` is ``"module:attr"``.
-    Other plugins look components up with ``zoo_registry.get_component(name)``.
+    Call ``register(name, target, description="")`` where ``target`` is ``"module:attr"``. Name
+    components after the plugin (``"myplugin.block"``): names must be unique across plugins, and
+    the ``zoo.`` namespace is reserved for zoo's own runtime, which the core registers itself
+    (``zoo.attention``, ``zoo.moe``, ``zoo.rope.ntk_alpha``, ...; see ``zoo info zoo.moe``).
+    Anyone looks components up with ``zoo_registry.get_component(name)``.
     """
 
 

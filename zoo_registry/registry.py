@@ -11,16 +11,19 @@ invalid or duplicate name, is marked failed and none of its registrations are ke
 
 from __future__ import annotations
 
-import ast
-import importlib.util
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from . import plugins as _plugins
+from . import builtin_components, plugins as _plugins
+from ._version import __version__
+from .builtin_components import PROVIDER as CORE, RESERVED_PREFIX
 from .cards import Catalogue, catalogue_key, read_card
-from .errors import DuplicateNameError, PluginError, UnknownNameError, ZooError, did_you_mean
-from .registration import RESOURCE, check_description, check_name, check_names, check_resource, check_target
+from .errors import DuplicateNameError, PluginError, UnknownNameError, ZooError, ZooWarning, did_you_mean
+from .registration import (RESOURCE, callback, check_description, check_name, check_names, check_resource,
+                           check_schema_descriptions, check_target)
+from .registry_mlx_lm import scan_mlx_lm
 from .registry_text import OutputParser, TextLookups, TextStaging, check_text_kinds, merge_text_kinds
 from .resources import resource_path
 
@@ -92,8 +95,8 @@ class CardSource:
 class _Staging(TextStaging):
     """Collects one plugin's registrations; merged into the registry only if all hooks succeed."""
 
-    def __init__(self, plugin: str, version: Optional[str]):
-        self.plugin, self.version = plugin, version
+    def __init__(self, plugin: str, version: Optional[str], core: bool = False):
+        self.plugin, self.version, self.core = plugin, version, core  # core: zoo's own registrations
         self.architectures: List[Architecture] = []
         self.components: List[Named] = []
         self.ops: List[Named] = []
@@ -104,11 +107,18 @@ class _Staging(TextStaging):
     def _where(self, hook):
         return f"plugin {self.plugin!r} ({hook})"
 
+    def callbacks(self):
+        """``(hook, register method)`` for every hook, in the order the registry calls them."""
+        return (("register_architectures", self.architecture), ("register_components", self.component),
+                ("register_sanitize_ops", self.op), ("register_model_cards", self.card),
+                ("register_output_parsers", self.output_parser), ("register_tokenizers", self.tokenizer))
+
     def architecture(self, model_type, *, model, config_schema, rules=None, normalize=None, aliases=(), description=""):
         where = self._where("register_architectures")
         check_name(model_type, where, "model_type")
         check_target(model, where, "model")
         check_resource(config_schema, where, "config_schema", suffix=".json")
+        check_schema_descriptions(config_schema, f"{where}: model_type {model_type!r}")
         if rules is not None:
             check_resource(rules, where, "rules", suffix=(".yaml", ".yml"))
         if normalize is not None:
@@ -122,6 +132,9 @@ class _Staging(TextStaging):
     def _named(self, kind, hook, bucket, name, target, description=""):
         where = self._where(hook)
         check_name(name, where, f"{kind} name")
+        if kind == "component" and name.startswith(RESERVED_PREFIX) and not self.core:
+            raise PluginError(f"{where}: component name {name!r} is in the namespace {RESERVED_PREFIX!r}, reserved for zoo's own components",
+                              hint=f"name it after your plugin, e.g. {self.plugin + '.' + name[len(RESERVED_PREFIX):]!r}")
         check_target(target, where, kind)
         check_description(description, where, name)
         bucket.append(Named(kind, name, target, self.plugin, description))
@@ -164,6 +177,9 @@ class Registry(TextLookups):
         self._cards: Optional[Catalogue] = None
         self._cards_key = None
         self.pm = _plugins.new_plugin_manager()
+        core = _Staging(CORE, __version__, core=True)
+        builtin_components.register_components(register=callback(core.component, "zoo's own components"))
+        self._merge(core)
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -192,12 +208,8 @@ class Registry(TextLookups):
         """Call one registered plugin's hooks and merge what it registered (all or nothing)."""
         stage = _Staging(info.name, info.version)
         try:
-            _plugins.call_hook(pm, "register_architectures", info.name, stage.architecture)
-            _plugins.call_hook(pm, "register_components", info.name, stage.component)
-            _plugins.call_hook(pm, "register_sanitize_ops", info.name, stage.op)
-            _plugins.call_hook(pm, "register_model_cards", info.name, stage.card)
-            _plugins.call_hook(pm, "register_output_parsers", info.name, stage.output_parser)
-            _plugins.call_hook(pm, "register_tokenizers", info.name, stage.tokenizer)
+            for hook, method in stage.callbacks():
+                _plugins.call_hook(pm, hook, info.name, callback(method, stage._where(hook)))
             self._merge(stage)
         except BaseException as e:  # noqa: BLE001 - a hook may raise anything
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
@@ -257,7 +269,7 @@ class Registry(TextLookups):
     def builtin_architectures(self) -> Dict[str, Architecture]:
         """mlx-lm's model modules, found by listing files (mlx-lm itself is not imported)."""
         if self._builtins is None:
-            self._builtins = _scan_mlx_lm()
+            self._builtins = scan_mlx_lm(Architecture)
         return self._builtins
 
     def architecture(self, model_type: str) -> Architecture:
@@ -288,6 +300,12 @@ class Registry(TextLookups):
 
     # -- components and ops -----------------------------------------------------------------
     def component(self, name: str) -> Named:
+        """The component registered as ``name``; a pre-namespace name of zoo's own warns and still answers."""
+        if name not in self.components and name in builtin_components.DEPRECATED_NAMES:
+            new = builtin_components.DEPRECATED_NAMES[name]
+            warnings.warn(f"component {name!r} is deprecated: use {new!r} (zoo registers its own components under "
+                          f"{RESERVED_PREFIX!r})", ZooWarning, stacklevel=3)
+            name = new
         if name not in self.components:
             raise UnknownNameError(f"no plugin registered a component {name!r}{did_you_mean(name, self.components)}")
         return self.components[name]
@@ -308,53 +326,6 @@ class Registry(TextLookups):
         if self._cards is None or self._cards_key != key:
             self._cards, self._cards_key = Catalogue.build(self.plugin_cards), key
         return self._cards
-
-
-def _scan_mlx_lm() -> Dict[str, Architecture]:
-    spec = importlib.util.find_spec("mlx_lm")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    root = Path(list(spec.submodule_search_locations)[0])
-    version = None
-    try:
-        from importlib.metadata import version as _v
-
-        version = _v("mlx-lm")
-    except Exception:  # noqa: BLE001 - metadata may be missing in odd installs
-        pass
-    archs = {}
-    for path in sorted((root / "models").glob("*.py")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        if "class Model(" in text and "class ModelArgs" in text:
-            archs[path.stem] = Architecture(path.stem, BUILTIN_PROVIDER, provider_version=version)
-    aliases = {}
-    for alias, target in _mlx_lm_remapping(root / "utils.py").items():
-        if target in archs and alias not in archs:
-            aliases.setdefault(target, []).append(alias)
-    for target, names in aliases.items():
-        arch = Architecture(target, BUILTIN_PROVIDER, aliases=tuple(sorted(names)), provider_version=version)
-        archs[target] = arch
-        archs.update({name: arch for name in names})
-    return archs
-
-
-def _mlx_lm_remapping(utils_py: Path) -> Dict[str, str]:
-    """Read mlx-lm's ``MODEL_REMAPPING`` literal without importing mlx-lm."""
-    try:
-        tree = ast.parse(utils_py.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError):
-        return {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MODEL_REMAPPING" for t in node.targets):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return {}
-            return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
-    return {}
 
 
 _REGISTRY: Optional[Registry] = None

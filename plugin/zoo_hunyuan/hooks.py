@@ -29,11 +29,11 @@ def register_architectures(register):
 
 @hookimpl
 def register_components(register):
-    register("ntk_alpha_rope", "zoo_registry.runtime.rope:NTKAlphaRoPE", "RoPE with HunYuan's NTK-alpha base scaling")
-    register("linear_rope", "zoo_registry.runtime.rope:LinearRoPE", "RoPE with positions divided by a factor")
-    register("dynamic_ntk_rope", "zoo_registry.runtime.rope:DynamicNTKRoPE", "RoPE whose base grows past the trained length")
-    register("cla_attention", "zoo_registry.runtime.attention:Attention", "GQA attention, QK-norm after RoPE, cross-layer K/V sharing")
-    register("moe", "zoo_registry.runtime.moe:MoE", "top-k MoE with fp32 router, optional shared MLP, on SwitchGLU")
+    # zoo registers the shared runtime it is built from (zoo.attention with CLA, zoo.moe,
+    # zoo.rope.ntk_alpha, ...); HunYuan registers only what it adds, under its own name.
+    register("hunyuan.decoder_layer", "zoo_hunyuan.model:DecoderLayer",
+             "HunYuan's pre-norm block: CLA-aware attention, then a dense SwiGLU or a top-k MoE with shared MLP")
+    register("hunyuan.build", "zoo_hunyuan.model:build", "builds a HunYuan model (MoE or dense) from a config dict")
 
 
 @hookimpl

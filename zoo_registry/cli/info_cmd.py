@@ -75,7 +75,8 @@ def run(args):
             if args.json:
                 print_json({"kind": kind, **item.as_dict()})
             else:
-                print(f"{kind} {item.name} (plugin {item.provider})\n  target: {item.target}\n  {item.description}")
+                origin = item.provider if item.provider == "zoo" else f"plugin {item.provider}"
+                print(f"{kind} {item.name} ({origin})\n  target: {item.target}\n  {item.description}")
             return 0
     known = set(registry.architectures) | set(registry.builtin_architectures()) | set(catalogue.cards) | set(registry.components) | set(registry.ops)
     raise UnknownNameError(f"nothing named {name!r}{did_you_mean(name, known)}", hint="`zoo list` shows what is installed")
