@@ -12,14 +12,28 @@ def add_parser(sub):
     p.set_defaults(run=run)
 
 
-def schema_fields(schema: dict):
-    """Rows (key, type, default, description) for every property, nested objects flattened."""
-    defs = schema.get("$defs", {})
+FIELD_KEYS = ("key", "type", "default", "description", "branch")
 
-    def resolve(node):
-        while isinstance(node, dict) and "$ref" in node and node["$ref"].startswith("#/$defs/"):
-            node = {**defs.get(node["$ref"].split("/")[-1], {}), **{k: v for k, v in node.items() if k != "$ref"}}
-        return node
+
+def schema_fields(schema: dict):
+    """Rows (key, type, default, description, branch) for every property, nested objects flattened.
+
+    Keys are found through local ``$ref``s and ``allOf`` (which always apply) and inside
+    ``oneOf``/``anyOf`` branches, whose rows name their branch (``anyOf 1/2``; ``None`` outside
+    any branch), so a key that exists only in one alternative is still documented.
+    """
+
+    def lookup(ref):
+        node = schema
+        for part in ref[2:].split("/"):
+            node = node.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(node, dict) else {}
+        return node if isinstance(node, dict) else {}
+
+    def resolve(node, depth=0):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if isinstance(ref, str) and ref.startswith("#/") and depth < 16:
+            return resolve({**lookup(ref), **{k: v for k, v in node.items() if k != "$ref"}}, depth + 1)
+        return node if isinstance(node, dict) else {}
 
     def type_of(node):
         node = resolve(node)
@@ -35,16 +49,27 @@ def schema_fields(schema: dict):
                 return " | ".join(type_of(n) for n in node[key])
         return "any"
 
-    rows = []
+    rows, seen = [], set()
 
-    def walk(props, prefix):
-        for key, node in props.items():
-            node = resolve(node)
-            rows.append((prefix + key, type_of(node), node.get("default", ""), node.get("description", "")))
-            if isinstance(node.get("properties"), dict):
-                walk(node["properties"], prefix + key + ".")
+    def walk(node, prefix, branch, depth=0):
+        node = resolve(node)
+        if depth > 16:
+            return
+        for key, sub in (node.get("properties") or {}).items():
+            sub = resolve(sub)
+            if (prefix + key, branch) not in seen:
+                seen.add((prefix + key, branch))
+                rows.append((prefix + key, type_of(sub), sub.get("default", ""), sub.get("description", ""), branch))
+            walk(sub, prefix + key + ".", branch, depth + 1)
+        for sub in node.get("allOf") or []:
+            walk(sub, prefix, branch, depth + 1)
+        for kind in ("oneOf", "anyOf"):
+            alternatives = node.get(kind) or []
+            for i, sub in enumerate(alternatives, 1):
+                label = f"{kind} {i}/{len(alternatives)}"
+                walk(sub, prefix, f"{branch} > {label}" if branch else label, depth + 1)
 
-    walk(schema.get("properties", {}), "")
+    walk(schema, "", None)
     return rows
 
 
@@ -88,7 +113,7 @@ def _show_architecture(arch, args):
     schema = load_schema(arch.config_schema) if arch.config_schema else None
     info = {"kind": "architecture", **arch.as_dict()}
     if schema is not None:
-        info["fields"] = [dict(zip(("key", "type", "default", "description"), r)) for r in schema_fields(schema)]
+        info["fields"] = [dict(zip(FIELD_KEYS, r)) for r in schema_fields(schema)]
     if args.json:
         print_json(info)
         return 0
@@ -101,5 +126,9 @@ def _show_architecture(arch, args):
         print("  served by mlx-lm's own module (no zoo schema: mlx-lm's ModelArgs reads the config)")
         return 0
     print(f"  model: {arch.model}\n  schema: {arch.config_schema}\n  rules: {arch.rules or '-'}\n")
-    print_table(schema_fields(schema), ("KEY", "TYPE", "DEFAULT", "DESCRIPTION"))
+    rows = schema_fields(schema)
+    if any(r[4] for r in rows):  # a BRANCH column only when some key lives in a oneOf/anyOf branch
+        print_table([(k, b or "", t, d, desc) for k, t, d, desc, b in rows], ("KEY", "BRANCH", "TYPE", "DEFAULT", "DESCRIPTION"))
+    else:
+        print_table([r[:4] for r in rows], ("KEY", "TYPE", "DEFAULT", "DESCRIPTION"))
     return 0
