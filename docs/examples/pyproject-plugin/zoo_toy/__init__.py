@@ -1,0 +1,1 @@
+"""zoo-toy: the smallest plugin packaged with pyproject.toml alone (see docs/plugin-guide.md)."""
