@@ -89,3 +89,9 @@ def test_zoo_info_shows_a_core_component(zoo):
     out = zoo("info", "zoo.moe", check=0).stdout
     assert out.splitlines()[0] == "component zoo.moe (zoo)"
     assert "target: zoo_registry.runtime.moe:MoE" in out
+
+
+def test_zoo_info_answers_an_old_name_with_the_new_one(zoo):
+    proc = zoo("info", "moe", check=0)
+    assert proc.stdout.splitlines()[0] == "component zoo.moe (zoo)"
+    assert "zoo: warning: component 'moe' is deprecated: use 'zoo.moe'" in proc.stderr

@@ -1,5 +1,6 @@
 """``zoo info NAME``: an architecture's documented config schema, or a model card."""
 
+from ..builtin_components import DEPRECATED_NAMES
 from ..errors import UnknownNameError, did_you_mean
 from ..registry import get_registry
 from .output import print_json, print_table
@@ -94,9 +95,9 @@ def run(args):
             for key, value in card.data.items():
                 print(f"  {key}: {value}")
         return 0
-    for kind, table in (("component", registry.components), ("sanitize op", registry.ops)):
-        if name in table:
-            item = table[name]
+    for kind, table, lookup in (("component", registry.components, registry.component), ("sanitize op", registry.ops, registry.op)):
+        if name in table or (kind == "component" and name in DEPRECATED_NAMES):
+            item = lookup(name)  # a pre-namespace component name warns with the new one
             if args.json:
                 print_json({"kind": kind, **item.as_dict()})
             else:
