@@ -1,7 +1,6 @@
 """``zoo info NAME``: an architecture's documented config schema, or a model card."""
 
 from ..errors import UnknownNameError, did_you_mean
-from ..registry import get_registry
 from .output import print_json, print_table
 
 
@@ -49,7 +48,7 @@ def schema_fields(schema: dict):
 
 
 def run(args):
-    registry = get_registry()
+    registry = args.registry
     name = args.name
     catalogue = registry.cards()
     arch = None

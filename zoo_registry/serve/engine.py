@@ -113,8 +113,10 @@ class Engine:
     """Serve generation jobs for a fixed list of models on one model thread.
 
     ``models`` are what ``zoo_registry.load`` accepts (card names, folders, repo ids); they are
-    the ids clients use. ``loader(name)`` returns ``(model, tokenizer, info)`` and runs on the
-    model thread; the default is :func:`zoo_registry.load` with ``return_info=True``.
+    the ids clients use. ``loader(name)`` returns a :class:`~zoo_registry.chat.TextGenerator` and
+    runs on the model thread; the default is ``TextGenerator.load(name, **load_options)``
+    (:func:`zoo_registry.load`'s options: the weight options, and ``registry`` for the plugins to
+    load with).
     """
 
     def __init__(self, models: Sequence[str], *, loader: Optional[Callable[[str], tuple]] = None,
