@@ -26,6 +26,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from zoo_hunyuan.model import build
+from zoo_registry.distributed import PlanGroup as Group  # a stand-in for mx.distributed.Group (sizes only)
 from zoo_registry.errors import ConfigError
 from zoo_registry.loading import quantize_model
 
@@ -33,19 +34,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "plugin" / "zoo_hunyuan" / "sch
 MODELS = {"HunYuan-Large": "hunyuan-large.json", "Hunyuan-A13B": "hunyuan-a13b-instruct.json"}
 RANKS = (1, 2, 4, 8)
 GiB = 1024**3
-
-
-class Group:
-    """Stands in for an ``mx.distributed.Group``: sharding needs only ``size()`` and ``rank()``."""
-
-    def __init__(self, size: int, rank: int = 0):
-        self._size, self._rank = size, rank
-
-    def size(self) -> int:
-        return self._size
-
-    def rank(self) -> int:
-        return self._rank
 
 
 def config(name: str) -> dict:

@@ -173,3 +173,19 @@ def max_diff(model, reference: dict) -> float:
             raise AssertionError(f"{k}: {got[k].shape} {got[k].dtype} vs {v.shape} {v.dtype}")
         worst = max(worst, float(mx.abs(got[k].astype(mx.float32) - v.astype(mx.float32)).max()))
     return worst
+
+
+def counts_from_safetensors(folder: Path):
+    """``(total, active per token)`` parameters of a MoE checkpoint, from ``model.safetensors``'
+    header shapes alone (an oracle independent of zoo's counter): per-expert tensors
+    (``.experts.``) count ``moe_topk / num_experts`` of their size, the rest in full."""
+    import math
+
+    from safetensors import safe_open
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    with safe_open(str(Path(folder) / "model.safetensors"), "numpy") as f:
+        sizes = {k: math.prod(f.get_slice(k).get_shape()) for k in f.keys()}
+    total = sum(sizes.values())
+    experts = sum(n for k, n in sizes.items() if ".experts." in k)
+    return total, total - experts + experts * config["moe_topk"] // config["num_experts"]

@@ -33,17 +33,7 @@ from zoo_registry.runtime.sharding import (  # noqa: E402
 )
 
 
-class Group:
-    """Stands in for an ``mx.distributed.Group`` of ``n`` ranks (sizes only; no communication)."""
-
-    def __init__(self, n: int, rank: int = 0):
-        self.n, self.r = n, rank
-
-    def size(self) -> int:
-        return self.n
-
-    def rank(self) -> int:
-        return self.r
+from zoo_registry.distributed import PlanGroup as Group  # noqa: E402 - a stand-in for mx.distributed.Group (sizes only)
 
 
 def attention(heads=8, kv=4, hd=16, kv_proj=True):

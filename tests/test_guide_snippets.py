@@ -155,9 +155,10 @@ def run_json(path, body, request):
 def run_yaml(path, body, request):
     data = yaml.safe_load(body)
     if "/rules/" in path:
+        from zoo_registry import get_registry
         from zoo_registry.sanitize.rules import parse_rules
 
-        ruleset = parse_rules({"version": 1, "rules": data}, path)
+        ruleset = parse_rules({"version": 1, "rules": data}, path, get_registry())  # the plugins' ops are in the registry
         assert [r.name for r in ruleset.rules] == [r["name"] for r in data]
     elif "/cards/" in path:
         from zoo_registry.schema import framework_schema_path, load_schema, validate

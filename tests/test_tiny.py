@@ -80,20 +80,13 @@ def test_weights_use_hugging_face_names_per_expert_and_cla_layers_lack_kv(folder
 
 
 def test_card_parameter_counts_match_the_checkpoint(folder):
-    from safetensors import safe_open
-
+    from loading_fixtures import counts_from_safetensors
     from zoo_registry.files import read_yaml
     from zoo_registry.resources import resource_path
 
     card = read_yaml(resource_path("zoo_hunyuan:cards/hunyuan-tiny.yaml"))
-    cfg = json.loads((folder / "config.json").read_text())
-    with safe_open(str(folder / "model.safetensors"), "numpy") as f:
-        sizes = {k: f.get_slice(k).get_shape() for k in f.keys()}
-    count = lambda shape: int(__import__("math").prod(shape))  # noqa: E731
-    total = sum(count(s) for s in sizes.values())
-    experts = sum(count(s) for k, s in sizes.items() if ".experts." in k)
-    assert card["parameters"]["total"] == total
-    assert card["parameters"]["active"] == total - experts + experts * cfg["moe_topk"] // cfg["num_experts"]
+    total, active = counts_from_safetensors(folder)
+    assert (card["parameters"]["total"], card["parameters"]["active"]) == (total, active)
 
 
 def test_tokenizer_round_trips_and_has_a_chat_template(folder):

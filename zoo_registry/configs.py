@@ -102,8 +102,12 @@ def _non_finite(value: Any, where: str = "$") -> Optional[Tuple[str, float]]:
 
 
 def validate_config(config, file: str = "config.json", registry: Optional[Registry] = None) -> Tuple[Architecture, dict]:
-    """Return ``(architecture, normalised config)`` or raise :class:`ConfigError`."""
-    registry = registry or get_registry()
+    """Return ``(architecture, normalised config)`` or raise :class:`ConfigError`.
+
+    ``registry``: the architectures to validate against (default: the process-wide registry; this
+    public function is where that default is resolved, so zoo's own callers pass theirs)."""
+    if registry is None:
+        registry = get_registry()
     if not isinstance(config, dict):
         raise ConfigError(f"{file}::$: a model config must be a JSON object, got {type(config).__name__}")
     try:

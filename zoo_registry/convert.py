@@ -62,7 +62,7 @@ def convert(src, dst, *, to: str = "mlx", quantize: Optional[int] = None, group_
 def _convert(src, dst, to, quantize, group_size, dtype, force, shard_bytes, registry, allow_pickle_weights, pickle_staging):
     from mlx.utils import tree_flatten
 
-    from .loading import load_model, rules_for
+    from .loading import load_model
 
     model, info = load_model(src, quantize=quantize, group_size=group_size, dtype=dtype, lazy=True, return_info=True, registry=registry,
                              allow_pickle_weights=allow_pickle_weights, pickle_staging=pickle_staging)
@@ -71,11 +71,9 @@ def _convert(src, dst, to, quantize, group_size, dtype, force, shard_bytes, regi
     if to == "hf":
         if info.provider == "mlx-lm":
             raise ConfigError(f"{info.architecture} is served by mlx-lm, which has no declarative rules to invert", hint="use --to mlx")
-        from .registry import get_registry
         from .sanitize import engine
 
-        arch = (registry or get_registry()).architecture(info.architecture)
-        tensors = engine.invert(rules_for(arch, registry), tensors, info.config, registry=registry).tensors
+        tensors = engine.invert(info.report.rules, tensors, info.config).tensors  # the rules the load applied
     config = dict(info.raw_config)
     if info.quantization is not None:
         config["quantization"] = dict(info.quantization)

@@ -219,3 +219,17 @@ def sharded_load(source, group=None, *, moe_strategy: Optional[str] = None, **kw
     evaluate_parameters(model)
     barrier(group)
     return out
+
+
+class PlanGroup:
+    """A group of ``size`` ranks as seen from ``rank``, with no communication: all that sharding
+    reads (``size()``, ``rank()``), for planning or measuring one rank's share in a single process."""
+
+    def __init__(self, size: int, rank: int = 0):
+        self._size, self._rank = int(size), int(rank)
+
+    def size(self) -> int:
+        return self._size
+
+    def rank(self) -> int:
+        return self._rank

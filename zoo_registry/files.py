@@ -80,31 +80,43 @@ def _read_text(path: Path, what: str) -> str:
 def read_yaml(path, what: str = "YAML file") -> Any:
     """Parse a YAML file safely; raise :class:`ConfigError` naming the file and line."""
     text = _read_text(path, what)
-    try:
-        return yaml.load(text, Loader=_BoundedSafeLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: invalid YAML: {e.problem or e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: invalid YAML: {TOO_DEEP}") from None
-    except ValueError as e:  # e.g. an integer beyond Python's int-string conversion limit
-        raise ConfigError(f"{path}: invalid YAML: {_value_problem(e)}") from None
+
+    def parse():
+        try:
+            return yaml.load(text, Loader=_BoundedSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: invalid YAML: {e.problem or e}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from None
+
+    return _parse(path, "YAML", parse)
 
 
 def read_json(path, what: str = "JSON file") -> Any:
     """Parse a JSON file; raise :class:`ConfigError` naming the file, line and column."""
     text = _read_text(path, what)
+
+    def parse():
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+
+    return _parse(path, "JSON", parse)
+
+
+def _parse(path, language: str, parse) -> Any:
+    """``parse()``, with what makes any parser fail outside its own errors reported as a :class:`ConfigError`."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+        return parse()
+    except ConfigError:
+        raise
     except RecursionError:
-        raise ConfigError(f"{path}: invalid JSON: {TOO_DEEP}") from None
+        raise ConfigError(f"{path}: invalid {language}: {TOO_DEEP}") from None
     except ValueError as e:  # e.g. an integer beyond Python's int-string conversion limit
-        raise ConfigError(f"{path}: invalid JSON: {_value_problem(e)}") from None
+        raise ConfigError(f"{path}: invalid {language}: {_value_problem(e)}") from None
 
 
 def _value_problem(error: ValueError) -> str:

@@ -47,9 +47,10 @@ def _swap(registry: Registry):
 @pytest.fixture
 def zoo_registry():
     """A fresh registry with the installed plugins; register more with ``.register(obj, name)``."""
-    previous = _swap(Registry.discover())
+    registry = Registry.discover()
+    previous = _swap(registry)
     try:
-        yield get_registry()
+        yield registry
     finally:
         reset_registry(previous)
 
@@ -57,9 +58,10 @@ def zoo_registry():
 @pytest.fixture
 def zoo_empty_registry():
     """A fresh registry with no plugins at all (mlx-lm's built-in architectures only)."""
-    previous = _swap(Registry())
+    registry = Registry()
+    previous = _swap(registry)
     try:
-        yield get_registry()
+        yield registry
     finally:
         reset_registry(previous)
 
@@ -90,7 +92,7 @@ def random_model(config: dict, *, seed: int = 0, std: float = 0.1, registry: Opt
     from .configs import validate_config
     from .loading.plugin import build_model
 
-    arch, normalised = validate_config(dict(config), "config.json", registry or get_registry())
+    arch, normalised = validate_config(dict(config), "config.json", registry)
     if arch.builtin:
         raise ValueError(f"model_type {config.get('model_type')!r} is served by mlx-lm, not by a plugin; these helpers test plugins")
     model = build_model(arch, normalised)  # a crash is a PluginError naming the plugin and model_type
@@ -110,7 +112,9 @@ def to_layout(tensors: dict, config: dict, layout: Layout = "mlx", *, registry: 
     architecture's ``export: true`` rules) or a function ``f(tensors, normalised config) -> tensors``."""
     from .configs import validate_config
 
-    arch, normalised = validate_config(dict(config), "config.json", registry or get_registry())
+    if registry is None:  # the public boundary: the process-wide registry by default (the rules need its ops)
+        registry = get_registry()
+    arch, normalised = validate_config(dict(config), "config.json", registry)
     tensors = dict(tensors)
     if callable(layout):
         return layout(tensors, normalised)
@@ -217,7 +221,8 @@ def run_model_tests(config: dict, tmp_path=None, *, layouts: Sequence[Layout] = 
     from mlx.utils import tree_flatten
     from mlx_lm.models.cache import make_prompt_cache
 
-    registry = registry or get_registry()
+    if registry is None:  # the public boundary: the process-wide registry by default
+        registry = get_registry()
     model, normalised, arch = random_model(config, seed=seed, registry=registry)
     vocab = normalised["vocab_size"]
     ids = mx.array(np.random.default_rng(seed).integers(0, vocab, (2, length)))

@@ -61,23 +61,22 @@ def gguf_files(tree: Path, quantize: Path, ckpt: Path, out: Path) -> dict:
 
 def zoo_folders(ckpt: Path, out: Path) -> dict:
     """zoo's MLX affine 8- and 4-bit folders (group 64, router unquantized) via ``zoo convert``."""
-    folders = {}
-    for bits in (8, 4):
-        folder = out / f"zoo-q{bits}"
-        if not (folder / "config.json").is_file():
-            subprocess.run(["nice", "-n", "10", sys.executable, "-m", "zoo_registry.cli.main", "convert", str(ckpt),
-                            str(folder), "-q", str(bits)], check=True)
-        folders[f"q{bits}"] = folder
-    return folders
+    return _quantized(out, "zoo", lambda folder, bits: ["zoo_registry.cli.main", "convert", str(ckpt), str(folder),
+                                                         "--quantize", str(bits)])
 
 
 def mlx_lm_folders(ckpt: Path, out: Path) -> dict:
     """mlx-lm's own 8- and 4-bit conversions (``mlx_lm convert -q --q-bits N``, group 64)."""
+    return _quantized(out, "mlx-lm", lambda folder, bits: ["mlx_lm", "convert", "--hf-path", str(ckpt), "--mlx-path", str(folder),
+                                                            "-q", "--q-bits", str(bits)])
+
+
+def _quantized(out: Path, prefix: str, module_args) -> dict:
+    """``{"q8": folder, "q4": folder}``: ``python -m <module_args(folder, bits)>`` run for each folder not made yet."""
     folders = {}
     for bits in (8, 4):
-        folder = out / f"mlx-lm-q{bits}"
+        folder = out / f"{prefix}-q{bits}"
         if not (folder / "config.json").is_file():
-            subprocess.run(["nice", "-n", "10", sys.executable, "-m", "mlx_lm", "convert", "--hf-path", str(ckpt),
-                            "--mlx-path", str(folder), "-q", "--q-bits", str(bits)], check=True)
+            subprocess.run(["nice", "-n", "10", sys.executable, "-m", *module_args(folder, bits)], check=True)
         folders[f"q{bits}"] = folder
     return folders

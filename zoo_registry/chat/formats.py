@@ -19,12 +19,16 @@ BUILT_IN = {NONE: PLAIN, GENERIC: THINK}  # names every zoo has, whatever the pl
 
 
 def output_format(model_type: Optional[str] = None, *, name: Optional[str] = None, tokenizer=None, registry=None):
-    """An :class:`OutputFormat` (or a plugin's splitter factory) and the name it came from."""
-    from ..registry import get_registry
+    """An :class:`OutputFormat` (or a plugin's splitter factory) and the name it came from.
 
+    ``registry``: where the plugins' parsers are (default: the process-wide registry, resolved here,
+    at this public function, only when a plugin's parser is looked up)."""
     if name in BUILT_IN:
         return BUILT_IN[name], name
-    registry = registry or get_registry()
+    if registry is None:
+        from ..registry import get_registry
+
+        registry = get_registry()
     try:
         parser = registry.output_parser(name) if name else (registry.output_parser_for(model_type) if model_type else None)
     except UnknownNameError as e:

@@ -12,14 +12,13 @@ registered. ``zoo generate`` uses it, and so can a server or a chat loop::
     result = gen.generate([{"role": "user", "content": "Hello"}], temperature=0)
     result.text, result.reasoning, result.tool_calls, result.finish_reason
 
-Tokens come from mlx-lm's ``stream_generate`` (its KV caches, samplers and streaming
-detokenizer); every id the checkpoint lists as an end of turn stops generation.
+Tokens come from the one generation loop of :mod:`.loop` (mlx-lm's ``stream_generate``, its KV
+caches, samplers and streaming detokenizer), which ``zoo serve`` runs too; every id the checkpoint
+lists as an end of turn stops generation.
 """
 
 from __future__ import annotations
 
-import copy
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
@@ -27,6 +26,7 @@ from typing import Iterator, List, Optional, Sequence, Union
 from .stats import GenerationStats
 from . import defaults as _defaults
 from .formats import NONE, make_splitter, output_format
+from .loop import ensure_eos, steps  # noqa: F401 - ensure_eos was defined here
 from .output import Event, Output
 from .prompt import Prompt, render
 
@@ -44,56 +44,16 @@ class Result(Output):
     sampling: Optional[_defaults.Sampling] = None
 
 
-_OWN_WRAPPERS: "OrderedDict[tuple, tuple]" = OrderedDict()  # (id, stop ids, its own) -> (tokenizer, wrapper)
-_OWN_WRAPPERS_KEPT = 8
-
-
-def ensure_eos(tokenizer, ids) -> object:
-    """An mlx-lm ``TokenizerWrapper`` that also stops at ``ids``; ``tokenizer`` itself is not changed.
-
-    A wrapper that stops at all of ``ids`` already is returned as it is. Otherwise zoo makes its
-    own: a copy of the wrapper with the larger stop set (sharing its detokenizer), or a new wrapper
-    around a bare transformers tokenizer. It is made once per tokenizer and stop set and reused (a
-    wrapper's detokenizer map is costly to build); the last few are kept.
-    """
-    from mlx_lm.tokenizer_utils import TokenizerWrapper
-
-    wrapped = isinstance(tokenizer, TokenizerWrapper)
-    own_ids = frozenset(tokenizer.eos_token_ids) if wrapped else None
-    if wrapped and own_ids >= set(ids):
-        return tokenizer
-    key = (id(tokenizer), frozenset(ids), own_ids)
-    kept = _OWN_WRAPPERS.get(key)
-    if kept is not None and kept[0] is tokenizer:
-        _OWN_WRAPPERS.move_to_end(key)
-        return kept[1]
-    if wrapped:
-        wrapper = copy.copy(tokenizer)
-        wrapper.eos_token_ids = own_ids | set(ids)  # the property's setter: a new set, the original's untouched
-    else:
-        wrapper = TokenizerWrapper(tokenizer, eos_token_ids=list(ids))
-    _OWN_WRAPPERS[key] = (tokenizer, wrapper)
-    while len(_OWN_WRAPPERS) > _OWN_WRAPPERS_KEPT:
-        _OWN_WRAPPERS.popitem(last=False)
-    return wrapper
-
-
 def stream_events(model, tokenizer, prompt_ids: List[int], *, splitter, sampling: _defaults.Sampling, max_tokens: int = 256,
-                  stats: Optional[GenerationStats] = None, raw: Optional[list] = None) -> Iterator[Event]:
-    """Yield :class:`Event` s for one response; fill ``stats`` and append decoded pieces to ``raw``."""
-    from mlx_lm.generate import stream_generate
+                  stats: Optional[GenerationStats] = None, raw: Optional[list] = None, **options) -> Iterator[Event]:
+    """Yield :class:`Event` s for one response; fill ``stats`` and append decoded pieces to ``raw``.
 
-    tokenizer = ensure_eos(tokenizer, sampling.eos_token_ids)
-    for response in stream_generate(model, tokenizer, prompt_ids, max_tokens=max_tokens, sampler=sampling.sampler(),
-                                     logits_processors=sampling.logits_processors()):
-        if stats is not None:
-            stats.prompt_tokens, stats.prompt_tps = response.prompt_tokens, response.prompt_tps
-            stats.generation_tokens, stats.generation_tps = response.generation_tokens, response.generation_tps
-            stats.peak_memory_gb, stats.finish_reason = response.peak_memory, response.finish_reason
-        if raw is not None:
-            raw.append(response.text)
-        yield from splitter.feed(response.text)
-    yield from splitter.finish()
+    ``options``: what :func:`.loop.steps` takes besides (``stop``, ``logits_processors``,
+    ``prompt_cache``, ``cancelled``); use :func:`.loop.steps` itself for token ids and log-probabilities.
+    """
+    for step in steps(model, tokenizer, prompt_ids, splitter=splitter, sampling=sampling, max_tokens=max_tokens,
+                      stats=stats, raw=raw, **options):
+        yield from step.events
 
 
 class TextGenerator:
@@ -114,7 +74,8 @@ class TextGenerator:
 
         model, tokenizer, info = load(source, return_info=True, **load_kwargs)
         model_type = info.raw_config.get("model_type") or info.architecture
-        return cls(model, tokenizer, path=info.path, model_type=model_type, output_parser=output_parser)
+        return cls(model, tokenizer, path=info.path, model_type=model_type, output_parser=output_parser,
+                   registry=load_kwargs.get("registry"))
 
     def sampling(self, origin: str = "argument", **overrides) -> _defaults.Sampling:
         """The checkpoint's defaults with ``overrides`` (``temperature``, ``top_p``, ...) on top."""

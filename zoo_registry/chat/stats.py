@@ -15,6 +15,12 @@ class GenerationStats:
     peak_memory_gb: float = 0.0
     finish_reason: Optional[str] = None
 
+    def record(self, response) -> None:
+        """Take the figures of one of mlx-lm's ``GenerationResponse`` s (the latest wins)."""
+        self.prompt_tokens, self.prompt_tps = response.prompt_tokens, response.prompt_tps
+        self.generation_tokens, self.generation_tps = response.generation_tokens, response.generation_tps
+        self.peak_memory_gb, self.finish_reason = response.peak_memory, response.finish_reason
+
     def lines(self) -> List[str]:
         """The summary mlx_lm.generate prints after the text."""
         return [

@@ -30,7 +30,7 @@ def run(args):
     from ..convert import convert, describe_folder
 
     info = convert(args.src, args.dst, to=args.to, quantize=args.quantize, group_size=args.group_size, dtype=args.dtype, force=args.force,
-                   allow_pickle_weights=args.allow_pickle_weights)
+                   allow_pickle_weights=args.allow_pickle_weights, registry=args.registry)
     report = info.report
     if report is not None and report.applied:
         print("rules applied: " + ", ".join(f"{k} x{v}" for k, v in report.applied.items()), file=sys.stderr)

@@ -120,7 +120,7 @@ def _token_names(tokenizer, ids) -> dict:
         return {}
 
 
-def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
+def generate_and_print(args, model, tokenizer, extra=None, info=None, registry=None) -> int:
     """Stream the generation for ``args.prompt``: answer to stdout, the rest to stderr (or JSON)."""
     import mlx.core as mx
 
@@ -135,7 +135,7 @@ def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
         mx.random.seed(args.seed)
     model_type = (info.raw_config.get("model_type") or info.architecture) if info is not None else None
     gen = TextGenerator(model, tokenizer, path=info.path if info is not None else None, model_type=model_type,
-                        output_parser=getattr(args, "output_parser", None))
+                        output_parser=getattr(args, "output_parser", None), registry=registry)
     sampling = gen.sampling(origin="command line", temperature=args.temp, top_p=args.top_p, top_k=args.top_k,
                             min_p=args.min_p, repetition_penalty=args.repetition_penalty)
     rendered = gen.render(prompt, system=args.system, enable_thinking=args.enable_thinking, chat_template=args.chat_template)
@@ -180,13 +180,11 @@ def generate_and_print(args, model, tokenizer, extra=None, info=None) -> int:
     return 0
 
 
-def run(args, registry=None):
-    """``zoo generate``; ``registry`` defaults to the process-wide one (the CLI's boundary)."""
-    from ..registry import get_registry
-
+def run(args):
+    """``zoo generate`` with the registry :func:`~.main.main` gives it (``args.registry``)."""
     _check(args)
     with hub_options(args):
-        loaded = load(args, registry or get_registry(), tokenizer=True)
+        loaded = load(args, args.registry, tokenizer=True)
         if loaded.dry_run_status is not None:
             return loaded.dry_run_status
-        return generate_and_print(args, loaded.model, loaded.tokenizer, info=loaded.info)
+        return generate_and_print(args, loaded.model, loaded.tokenizer, info=loaded.info, registry=args.registry)

@@ -2,7 +2,6 @@
 
 from ..builtin_components import DEPRECATED_NAMES
 from ..errors import UnknownNameError, did_you_mean
-from ..registry import get_registry
 from .output import print_json, print_table
 
 
@@ -75,7 +74,7 @@ def schema_fields(schema: dict):
 
 
 def run(args):
-    registry = get_registry()
+    registry = args.registry
     name = args.name
     catalogue = registry.cards()
     arch = None

@@ -2,7 +2,6 @@
 
 import fnmatch
 
-from ..registry import get_registry
 from .output import print_json, print_table, warn_failed_plugins
 
 
@@ -28,7 +27,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def run(args):
-    registry = get_registry()
+    registry = args.registry
     show_arch = args.architectures or not args.cards
     show_cards = args.cards or not args.architectures
     archs = [a for a in registry.list_architectures() if _match(args.pattern, [a["name"], *a["aliases"]])] if show_arch else []

@@ -127,12 +127,10 @@ def print_summary(out: dict, info, explain: bool = False, stream=None) -> None:
             print(f"  {line}", file=stream)
 
 
-def run(args, registry=None):
-    """``zoo load``; ``registry`` defaults to the process-wide one (the CLI's boundary)."""
-    from ..registry import get_registry
-
+def run(args):
+    """``zoo load`` with the registry :func:`~.main.main` gives it (``args.registry``)."""
     with hub_options(args):
-        return _run(args, registry or get_registry())
+        return _run(args, args.registry)
 
 
 def _run(args, registry):
@@ -150,5 +148,5 @@ def _run(args, registry):
     if args.prompt:
         if not args.json:
             print(file=sys.stderr)
-        return generate_and_print(args, model, loaded.tokenizer, extra=out if args.json else None, info=info)
+        return generate_and_print(args, model, loaded.tokenizer, extra=out if args.json else None, info=info, registry=registry)
     return 0

@@ -17,6 +17,9 @@ environment's fault and print as errors; anything else is a bug and prints as
 ``zoo: internal error: ... (run with --debug for the traceback; please report)``.
 Warnings zoo emits on purpose (:class:`~zoo_registry.errors.ZooWarning`) print as
 ``zoo: warning: ...``.
+
+This is the CLI's one boundary with the process-wide registry: :func:`main` looks it up once and
+hands it to the command as ``args.registry``; no command module looks one up itself.
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ def main(argv=None) -> int:
             from ..runtime import blas
 
             blas.activate()  # must precede the first `import mlx.core`; a bad ZOO_BLAS is a ZooError
+        from ..registry import get_registry
+
+        args.registry = get_registry()  # the commands use this one and never look one up
         return int(args.run(args) or 0)
     except ZooError as e:
         if debug:

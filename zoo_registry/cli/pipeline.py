@@ -63,6 +63,12 @@ def load_options(args) -> dict:
     return dict(weight_options(args), lazy=True)
 
 
+def engine_options(args) -> dict:
+    """What ``zoo serve`` and ``zoo chat`` give their engine's loader: the weight flags and the
+    registry :func:`~.main.main` looked up."""
+    return dict(weight_options(args), registry=args.registry)
+
+
 @contextmanager
 def hub_options(args):
     """The Hugging Face Hub settings of ``--refresh``, ``--dry-run`` and ``--allow-pickle-weights``."""

@@ -1,6 +1,5 @@
 """``zoo plugins``: every ``zoo`` entry point with its version, hooks, status and error."""
 
-from ..registry import get_registry
 from .output import print_json, print_table
 
 
@@ -11,7 +10,7 @@ def add_parser(sub):
 
 
 def run(args):
-    registry = get_registry()
+    registry = args.registry
     rows = [p.as_dict() for p in registry.plugins]
     if args.json:
         print_json(rows)

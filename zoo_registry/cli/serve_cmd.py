@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from ..errors import ConfigError, ZooWarning
-from .pipeline import add_weight_args, quiet_transformers, weight_options
+from .pipeline import add_weight_args, engine_options, quiet_transformers
 
 DEFAULT_MODEL = "hunyuan-tiny-instruct"
 
@@ -59,7 +59,7 @@ def run(args):
     quiet_transformers(args)
     models = args.models or [DEFAULT_MODEL]
     print(f"zoo serve: loading {models[0]}", file=sys.stderr)
-    engine = Engine(models, load_options=weight_options(args), prompt_cache=args.prompt_cache, max_loaded=args.max_loaded)
+    engine = Engine(models, load_options=engine_options(args), prompt_cache=args.prompt_cache, max_loaded=args.max_loaded)
     app = create_app(engine, api_key=args.api_key, max_body=args.max_body_bytes)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)

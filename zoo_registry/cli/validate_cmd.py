@@ -12,8 +12,8 @@ def add_parser(sub):
     p.set_defaults(run=run)
 
 
-def validate_file(path: Path) -> str:
-    """Validate one file; return what it was. Raises :class:`ZooError`."""
+def validate_file(path: Path, registry) -> str:
+    """Validate one file against ``registry``'s plugins; return what it was. Raises :class:`ZooError`."""
     from ..files import read_json, read_yaml
 
     if path.is_dir():
@@ -21,20 +21,18 @@ def validate_file(path: Path) -> str:
     if path.suffix == ".json":
         from ..configs import validate_config
 
-        arch, _ = validate_config(read_json(path, "config"), str(path))
+        arch, _ = validate_config(read_json(path, "config"), str(path), registry)
         return f"{arch.name} config"
     data = read_yaml(path)
     if isinstance(data, dict) and "rules" in data:
         from ..sanitize.rules import load_rules
 
-        load_rules(path)
+        load_rules(path, registry)
         return "sanitize rules"
     from ..cards import read_card
 
     card = read_card(path).validate()
-    from ..registry import get_registry
-
-    get_registry().architecture(card.architecture)
+    registry.architecture(card.architecture)
     return "model card"
 
 
@@ -43,7 +41,7 @@ def run(args):
     for name in args.files:
         path = Path(name)
         try:
-            kind = validate_file(path)
+            kind = validate_file(path, args.registry)
         except SchemaError as e:
             failed += 1
             for line in e.errors:

@@ -45,7 +45,7 @@ from .. import tied_head  # noqa: F401 - importable from here as before
 from ..checkpoint import open_checkpoint
 from ..errors import ConfigError
 from ..files import read_json
-from ..registry import Registry
+from ..registry import Registry, get_registry
 from ..tokenizer.loader import load_tokenizer  # noqa: F401 - moved to ..tokenizer; importable from here as before
 from .builtin import MLX_LM_KEEP_FLOAT, build_mlx_lm, load_builtin, mlx_lm_classes
 from .config import _card_overrides, _card_quantization, mx_dtype, prepare, read_config, refuse_remote_code
@@ -116,6 +116,8 @@ def load_model(
     from ..kernels.layers import adopt as adopt_kernels
 
     start = time.perf_counter()
+    if registry is None:  # the public boundary: the process-wide registry by default
+        registry = get_registry()
     registry, resolved, config, overrides, arch, normalised = prepare(source, config_overrides, registry,
                                                                        allow_pickle_weights or None)
     card_q = _card_quantization(resolved.card)
@@ -162,6 +164,8 @@ def load_model(
 
 def load(source, *, tokenizer_config: Optional[dict] = None, return_info: bool = False, **kwargs):
     """``(model, tokenizer)`` like ``mlx_lm.load`` (plus ``info`` with ``return_info=True``)."""
+    if kwargs.get("registry") is None:  # the public boundary: one registry for the model and its tokenizer
+        kwargs["registry"] = get_registry()
     model, info = load_model(source, return_info=True, **kwargs)
     eos = info.raw_config.get("eos_token_id")
     gen = info.path / "generation_config.json"
@@ -170,5 +174,5 @@ def load(source, *, tokenizer_config: Optional[dict] = None, return_info: bool =
             eos = read_json(gen, "generation config").get("eos_token_id") or eos
         except (ConfigError, AttributeError):
             pass
-    tokenizer = load_tokenizer(info.path, tokenizer_config, eos, registry=kwargs.get("registry"))
+    tokenizer = load_tokenizer(info.path, tokenizer_config, eos, registry=kwargs["registry"])
     return (model, tokenizer, info) if return_info else (model, tokenizer)

@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 
 from ..errors import CheckpointError, CheckpointNotFoundError, ConfigError, UnsafeInputError
 from ..files import describe_missing, read_json
-from ..registry import Registry, get_registry
+from ..registry import Registry
 from .resolve import resolve_source
 
 
@@ -63,12 +63,12 @@ def _card_quantization(card) -> Optional[dict]:
     return dict(q) if isinstance(q, dict) else None
 
 
-def prepare(source, config_overrides, registry, allow_pickle_weights: Optional[bool] = None):
+def prepare(source, config_overrides, registry: Registry, allow_pickle_weights: Optional[bool] = None):
     """Stages 1-2: resolve ``source``, read and check its config, merge overrides, validate.
 
+    ``registry`` is the caller's (the public functions resolve the process-wide one at their boundary).
     Returns ``(registry, resolved, config, overrides, architecture, normalised config)``.
     """
-    registry = registry or get_registry()
     resolved = resolve_source(source, registry, allow_pickle_weights=allow_pickle_weights)
     raw, file = read_config(resolved.path)
     refuse_remote_code(raw, file, registry)

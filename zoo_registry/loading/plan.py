@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 
 from .. import tied_head
 from ..checkpoint import open_checkpoint
-from ..registry import Registry
+from ..registry import Registry, get_registry
 from .builtin import build_mlx_lm
 from .config import prepare
 from .info import LoadInfo
@@ -61,6 +61,8 @@ def plan(source, *, config_overrides: Optional[dict] = None, registry: Optional[
     from ..sanitize.tensors import describe
 
     start = time.perf_counter()
+    if registry is None:  # the public boundary: the process-wide registry by default
+        registry = get_registry()
     first = resolve_source(source, registry, dry_run=True, allow_pickle_weights=allow_pickle_weights)
     if first.download is not None:
         return Plan(None, None, {}, download=first.download)

@@ -92,6 +92,7 @@ def prepare_weights(ckpt: Checkpoint, arch, config, normalised, model, *, xp_kin
         source=ckpt.path, architecture=arch.name,
     )
     rep.checkpoint_quantization = fmt  # the FP8/GPTQ format read (None for float and MLX checkpoints)
+    rep.rules = rules  # the rule set applied (its plugin ops bound): `zoo convert --to hf` inverts it
     return tensors, result, rep
 
 

@@ -38,12 +38,13 @@ def resolve_source(source, registry: Optional[Registry] = None, *, allow_pickle_
     """
     from .. import hub
 
+    if registry is None:  # the public boundary: the process-wide registry by default
+        registry = get_registry()
     with hub.options(allow_pickle_weights=allow_pickle_weights, refresh=refresh, dry_run=dry_run):
         return _resolve_source(source, registry)
 
 
-def _resolve_source(source, registry: Optional[Registry] = None) -> Resolved:
-    registry = registry or get_registry()
+def _resolve_source(source, registry: Registry) -> Resolved:
     path = Path(source).expanduser()
     if os.path.islink(path) and not path.exists():
         raise CheckpointNotFoundError(describe_missing(path, "checkpoint folder"))

@@ -75,15 +75,20 @@ class Split(Op):
         return Concatenate(axis=self.axis)
 
 
-class Concatenate(Op):
-    """Several tensors into one along ``axis`` (in the order of ``from``)."""
+class _AlongAxis(Op):
+    """An op with one parameter, the ``axis`` it works along."""
 
-    name = "concatenate"
     params = ("axis",)
 
     def __init__(self, axis: int = 0):
         super().__init__(axis=axis)
         self.axis = int(axis)
+
+
+class Concatenate(_AlongAxis):
+    """Several tensors into one along ``axis`` (in the order of ``from``)."""
+
+    name = "concatenate"
 
     def forward(self, xp, inputs, *, suffix=None):
         return [xp.concatenate(inputs, axis=self.axis)]
@@ -92,7 +97,7 @@ class Concatenate(Op):
         return Split(axis=self.axis)  # equal parts; a rule with unequal parts gives ``sizes``
 
 
-class Stack(Op):
+class Stack(_AlongAxis):
     """Tensors indexed by a placeholder (``over``) into one tensor with a new leading axis.
 
     This is the per-expert → ``switch_mlp`` conversion of MoE checkpoints. MLX builds the result
@@ -100,11 +105,6 @@ class Stack(Op):
     """
 
     name = "stack"
-    params = ("axis",)
-
-    def __init__(self, axis: int = 0):
-        super().__init__(axis=axis)
-        self.axis = int(axis)
 
     def forward(self, xp, inputs, *, suffix=None):
         return [xp.stack(inputs, axis=self.axis)]
@@ -113,15 +113,10 @@ class Stack(Op):
         return Unstack(axis=self.axis)
 
 
-class Unstack(Op):
+class Unstack(_AlongAxis):
     """One tensor into one tensor per index along ``axis`` (the inverse of :class:`Stack`)."""
 
     name = "unstack"
-    params = ("axis",)
-
-    def __init__(self, axis: int = 0):
-        super().__init__(axis=axis)
-        self.axis = int(axis)
 
     def forward(self, xp, inputs, *, suffix=None):
         (x,) = inputs
@@ -132,6 +127,12 @@ class Unstack(Op):
 
     def inverse(self):
         return Stack(axis=self.axis)
+
+
+def _refuse_quantized(suffix: Optional[str], message: str) -> None:
+    """Layout ops move elements; an MLX-quantized tensor's packed words and scales cannot be moved so."""
+    if suffix in ("scales", "biases"):
+        raise ValueError(message)
 
 
 class Transpose(Op):
@@ -147,8 +148,7 @@ class Transpose(Op):
             raise ValueError(f"axes {self.axes} are not a permutation of 0..{len(self.axes) - 1}")
 
     def forward(self, xp, inputs, *, suffix=None):
-        if suffix in ("scales", "biases"):
-            raise ValueError("cannot transpose an MLX-quantized tensor; transpose before quantizing")
+        _refuse_quantized(suffix, "cannot transpose an MLX-quantized tensor; transpose before quantizing")
         return [xp.transpose(x, self.axes) for x in inputs]
 
     def inverse(self):
@@ -169,8 +169,7 @@ class Reshape(Op):
         self.shape = [int(s) for s in shape]
 
     def forward(self, xp, inputs, *, suffix=None):
-        if suffix in ("scales", "biases"):
-            raise ValueError("cannot reshape an MLX-quantized tensor")
+        _refuse_quantized(suffix, "cannot reshape an MLX-quantized tensor")
         return [xp.reshape(x, self.shape) for x in inputs]
 
 

@@ -92,6 +92,7 @@ class Rule:
     export: bool = False
     description: str = ""
     file: str = ""
+    plugin_op: Any = field(default=None, repr=False, compare=False)  # the registry's entry for a plugin op, bound when parsed
 
     @property
     def where_path(self) -> str:
@@ -147,8 +148,9 @@ class Rule:
         return value
 
     def make_op(self, config: dict, registry=None):
-        """Instantiate the op with config references resolved."""
-        cls = op_class(self.op, registry, self.where_path + ".op")
+        """Instantiate the op with config references resolved (a plugin op is the one bound when the
+        rule was parsed; ``registry`` is only asked for a rule built without one)."""
+        cls = self.plugin_op.load() if self.plugin_op is not None else op_class(self.op, registry, self.where_path + ".op")
         kwargs = {k: self.resolve(v, config, k) for k, v in self.op_params.items()}
         if self.op == "split" and "sizes" not in kwargs:
             kwargs["parts"] = len(self.targets)
@@ -174,12 +176,12 @@ class RuleSet:
 
 
 def op_class(name: str, registry=None, where: str = ""):
-    """The op class for a built-in or plugin-registered op name."""
+    """The op class for a built-in op name, or one ``registry`` has from a plugin."""
     if name in BUILTIN:
         return BUILTIN[name]
-    from ..registry import get_registry
-
-    registry = registry or get_registry()
+    if registry is None:
+        raise UnknownNameError(f"{where}: unknown sanitize op {name!r} (no registry given: only the built-in ops are known)",
+                               hint=f"known ops: {', '.join(sorted(BUILTIN))}")
     try:
         named = registry.op(name)
     except KeyError as e:
@@ -189,7 +191,10 @@ def op_class(name: str, registry=None, where: str = ""):
 
 
 def load_rules(path, registry=None) -> RuleSet:
-    """Read, schema-validate and check a rule file; raise :class:`ConfigError`/`SchemaError`."""
+    """Read, schema-validate and check a rule file; raise :class:`ConfigError`/`SchemaError`.
+
+    ``registry`` knows the plugins' ops (each rule binds its op's entry); without one only the
+    built-in ops are accepted."""
     data = read_yaml(Path(path), "sanitize rules")
     return parse_rules(data, str(path), registry)
 
@@ -233,14 +238,15 @@ def _build(i, raw, file, problems, where, registry) -> Optional[Rule]:
     where_values = raw.get("where") or {}
     start = len(problems)
 
+    plugin_op = None
     if op not in BUILTIN:
-        from ..registry import get_registry
-
-        reg = registry or get_registry()
-        if op not in reg.ops:  # checked by name only: validating must not import the op's module (MLX)
-            known = sorted(set(BUILTIN) | set(reg.ops))
-            problems.append(f"{where}.op: unknown sanitize op {op!r}{did_you_mean(op, known)} (known: {', '.join(known)})")
+        plugin_ops = registry.ops if registry is not None else {}
+        if op not in plugin_ops:  # checked by name only: validating must not import the op's module (MLX)
+            known = sorted(set(BUILTIN) | set(plugin_ops))
+            unplugged = "" if registry is not None else "; no registry was given, so plugins' ops are not known"
+            problems.append(f"{where}.op: unknown sanitize op {op!r}{did_you_mean(op, known)} (known: {', '.join(known)}{unplugged})")
             return None
+        plugin_op = plugin_ops[op]
 
     if match is not None:
         if op not in ("rename", "drop"):
@@ -341,6 +347,7 @@ def _build(i, raw, file, problems, where, registry) -> Optional[Rule]:
         export=bool(raw.get("export", False)),
         description=raw.get("description", ""),
         file=file,
+        plugin_op=plugin_op,
     )
 
 

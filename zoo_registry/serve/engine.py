@@ -13,6 +13,10 @@ compared with them; the cache is trimmed back to the longest common prefix
 (``mlx_lm.models.cache.trim_prompt_cache``) and only the rest of the prompt is prefilled. A chat
 that sends its whole history every turn therefore pays only for the new turn.
 
+Generation is the chat package's loop (:func:`zoo_registry.chat.loop.steps`, the one ``zoo
+generate`` runs): it takes the kept cache, the stop strings, the request's logits processors and
+the job's cancellation, and gives each token's id and log-probabilities.
+
 Only one model is in memory at a time unless ``max_loaded`` says more: a job for a model that is
 not loaded unloads the least recently used one first. Loading happens on the model thread too.
 """
@@ -25,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
-from ..chat.output import held_suffix
+from ..chat.loop import StopMatcher  # noqa: F401 - importable from here as before
 from ..errors import ConfigError, UnknownNameError
 
 _STOP = object()
@@ -97,34 +101,6 @@ class Event:
             self.tool_calls += tuple(part.tool_calls)
 
 
-class StopMatcher:
-    """Hold back text that could be the start of a stop string; report when one is complete.
-
-    ``feed(text)`` returns ``(safe_text, stopped)``: the text that can be shown (never any part
-    of a stop string) and whether a stop string was completed.
-    """
-
-    def __init__(self, stops: Sequence[str]):
-        self.stops = [s for s in stops if s]
-        self.pending = ""
-
-    def feed(self, text: str):
-        if not self.stops:
-            return text, False
-        buf = self.pending + text
-        hits = [buf.find(s) for s in self.stops if s in buf]
-        if hits:
-            self.pending = ""
-            return buf[:min(hits)], True
-        keep = held_suffix(buf, self.stops)
-        self.pending = buf[len(buf) - keep:] if keep else ""
-        return buf[: len(buf) - keep], False
-
-    def flush(self) -> str:
-        out, self.pending = self.pending, ""
-        return out
-
-
 @dataclass
 class Loaded:
     name: str
@@ -137,8 +113,10 @@ class Engine:
     """Serve generation jobs for a fixed list of models on one model thread.
 
     ``models`` are what ``zoo_registry.load`` accepts (card names, folders, repo ids); they are
-    the ids clients use. ``loader(name)`` returns ``(model, tokenizer, info)`` and runs on the
-    model thread; the default is :func:`zoo_registry.load` with ``return_info=True``.
+    the ids clients use. ``loader(name)`` returns a :class:`~zoo_registry.chat.TextGenerator` and
+    runs on the model thread; the default is ``TextGenerator.load(name, **load_options)``
+    (:func:`zoo_registry.load`'s options: the weight options, and ``registry`` for the plugins to
+    load with).
     """
 
     def __init__(self, models: Sequence[str], *, loader: Optional[Callable[[str], tuple]] = None,
@@ -282,11 +260,11 @@ class Engine:
         return list(job.prompt or []), ""
 
     def _generate(self, job: Job) -> None:
+        """Run ``job`` through the chat package's generation loop, one event per token."""
         import mlx.core as mx
-        from mlx_lm.generate import stream_generate
 
         from ..chat import make_splitter, output_format
-        from ..chat.generate import ensure_eos
+        from ..chat.loop import steps
 
         entry = self._ensure(self.resolve_model(job.model))
         gen = entry.generator
@@ -294,50 +272,39 @@ class Engine:
         if not ids:
             raise ConfigError("the prompt is empty")
         sampling = gen.sampling(origin="request", **job.sampling)
-        tokenizer = ensure_eos(gen.tokenizer, sampling.eos_token_ids)
-        processors = list(sampling.logits_processors() or [])
+        processors = None
         if job.processors:
             from mlx_lm.sample_utils import make_logits_processors
 
-            processors += make_logits_processors(**job.processors)
+            processors = make_logits_processors(**job.processors)
         fmt = gen.output_format if job.parse else output_format(name="none")[0]
-        splitter = make_splitter(fmt, text)
         if job.seed is not None:
             mx.random.seed(job.seed)
         cache, feed, cached = self._reuse(entry, ids)
         entry.cache, entry.cache_tokens = None, []  # not valid again until this job ends
-        tokens, stops = list(ids), StopMatcher(job.stop)
-        finish, n, called = "length", 0, False
-        for r in stream_generate(gen.model, tokenizer, feed, max_tokens=job.max_tokens, sampler=sampling.sampler(),
-                                 logits_processors=processors or None, prompt_cache=cache):
-            if job.cancelled.is_set():
-                finish = "cancelled"
-                break
-            n = r.generation_tokens
-            tokens.append(int(r.token))
-            piece, stopped = stops.feed(r.text)
-            event = Event(tokens=[int(r.token)])
-            if job.logprobs is not None and r.logprobs is not None:
-                event.logprobs.append(_logprobs(mx, r.logprobs, int(r.token), job.logprobs))
-            event.absorb(splitter.feed(piece) if piece else ())
+        tokens, called = list(ids), False
+        for step in steps(gen.model, gen.tokenizer, feed, splitter=make_splitter(fmt, text), sampling=sampling,
+                          max_tokens=job.max_tokens, stop=job.stop, logits_processors=processors, prompt_cache=cache,
+                          cancelled=job.cancelled.is_set):
+            event = Event(final=step.final)
+            event.absorb(step.events)
             called = called or bool(event.tool_calls)
+            if not step.final:
+                tokens.append(step.token)
+                event.tokens.append(step.token)
+                if job.logprobs is not None and step.logprobs is not None:
+                    event.logprobs.append(_logprobs(mx, step.logprobs, step.token, job.logprobs))
+                self._emit(job, event)
+                continue
+            finish = step.finish_reason
+            event.prompt_tokens, event.completion_tokens, event.cached_tokens = len(ids), step.generation_tokens, cached
+            event.finish_reason = "tool_calls" if called and finish == "stop" else finish
+            if finish != "cancelled":
+                # the cache holds the prompt and the generated tokens mlx-lm fed back: its offset says how many
+                held = getattr(cache[0], "offset", None) if cache else None
+                if isinstance(held, int) and 0 < held <= len(tokens):
+                    entry.cache, entry.cache_tokens = cache, tokens[:held]
             self._emit(job, event)
-            if stopped:
-                finish = "stop"
-                break
-            if r.finish_reason:
-                finish = r.finish_reason
-        last = Event(final=True, prompt_tokens=len(ids), completion_tokens=n, cached_tokens=cached)
-        tail = stops.flush() if finish != "stop" else ""
-        last.absorb((splitter.feed(tail) if tail else []) + list(splitter.finish()))
-        called = called or bool(last.tool_calls)
-        last.finish_reason = "tool_calls" if called and finish == "stop" else finish
-        if finish != "cancelled":
-            # the cache holds the prompt and the generated tokens mlx-lm fed back: its offset says how many
-            held = getattr(cache[0], "offset", None) if cache else None
-            if isinstance(held, int) and 0 < held <= len(tokens):
-                entry.cache, entry.cache_tokens = cache, tokens[:held]
-        self._emit(job, last)
 
 
 def _clear_streams() -> None:

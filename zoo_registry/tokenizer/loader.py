@@ -145,6 +145,10 @@ def load_tokenizer(folder: Path, tokenizer_config: Optional[dict] = None, eos=No
     may not be turned on); ``eos`` is an id or list of ids that end generation.
     """
     folder = Path(folder)
+    if registry is None:  # the public boundary: the process-wide registry (plugins' tokenizers) by default
+        from ..registry import get_registry
+
+        registry = get_registry()
     extra = dict(tokenizer_config or {})
     if extra.get("trust_remote_code"):
         raise UnsafeInputError(
@@ -154,9 +158,7 @@ def load_tokenizer(folder: Path, tokenizer_config: Optional[dict] = None, eos=No
     extra["trust_remote_code"] = False
     file, declared = read_tokenizer_config(folder)
     if declared:
-        from ..registry import get_registry
-
-        recipe = find_recipe(folder, declared, registry or get_registry())
+        recipe = find_recipe(folder, declared, registry)
         if recipe is not None:
             from mlx_lm.tokenizer_utils import BPEStreamingDetokenizer, TokenizerWrapper
 
