@@ -1,14 +1,18 @@
-"""Opening one candidate BLAS: privately first, checked, and only then made global, or closed again.
+"""Opening one candidate BLAS: privately first, checked, made global, checked again, or closed.
 
 A library loaded with ``RTLD_GLOBAL`` serves every later symbol lookup in the process and cannot be
 taken back safely once anything bound to it, so a candidate is first opened ``RTLD_LOCAL`` (its
-symbols reachable only through its own handle) and checked there: it exports ``cblas_sgemm`` and
-that function computes a small product exactly, in both weight layouts MLX uses (``x @ W`` and
-``x @ W.T``). Only then is it promoted to the global scope (``dlopen(path, RTLD_NOLOAD |
-RTLD_GLOBAL)``, which glibc documents as the way to promote an already loaded object), and the
-process's own lookup of ``cblas_sgemm`` must then land in it. A candidate that fails any step is
-``dlclose``-d while nothing else refers to it: measured with ``/proc/self/maps``, BLIS, OpenBLAS and
-a stand-in library are unmapped again (``tests/test_blas_verify.py``).
+symbols reachable only through its own handle) and must export ``cblas_sgemm``. Then it is promoted
+to the global scope (``dlopen(path, RTLD_NOLOAD | RTLD_GLOBAL)``, glibc's documented way to promote
+an already loaded object), the process's own lookup of ``cblas_sgemm`` must land in it, and that
+function must compute a small product exactly in both weight layouts MLX uses (``x @ W`` and
+``x @ W.T``). The product runs after the promotion on purpose: MKL's ``libmkl_rt`` loads its
+interface library (``libmkl_intel_lp64``, which also exports ``cblas_sgemm``) globally on its first
+call, and if that happened while ``libmkl_rt`` was still private, that library would come first in
+the global scope (measured: every later candidate then failed the lookup check too). A candidate
+that fails any step is ``dlclose``-d (both handles) before ``mlx.core`` exists, so nothing bound to
+it: measured with ``/proc/self/maps``, BLIS, OpenBLAS and stand-in libraries are unmapped again
+(``tests/test_blas_verify.py``).
 """
 
 from __future__ import annotations
@@ -136,15 +140,15 @@ def open_checked(path: str, checks: List[str]) -> Tuple[object, str, bool]:
         if not hasattr(private, SYMBOL):
             raise Rejected(f"{path} does not export {SYMBOL} (no CBLAS interface), so MLX could not use it")
         checks.append(f"exports {SYMBOL}")
-        problem = gemm_problem(private)
-        if problem:
-            raise Rejected(f"{path}: {problem}")
-        checks.append(f"{SYMBOL} computes x @ W and x @ W.T exactly (3x4 @ 4x2)")
         handles.append(ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | RTLD_NOLOAD))
         provider, real = global_provider(), os.path.realpath(path)
         if provider != real:
             raise Rejected(f"{path} was made global, but the process resolves {SYMBOL} to {provider or 'nothing'}")
         checks.append(f"the process resolves {SYMBOL} to it")
+        problem = gemm_problem(private)
+        if problem:
+            raise Rejected(f"{path}: {problem}")
+        checks.append(f"{SYMBOL} computes x @ W and x @ W.T exactly (3x4 @ 4x2)")
         return handles[-1], family_of(private, path), set_layer
     except Rejected:
         for handle in reversed(handles):
