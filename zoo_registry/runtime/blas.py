@@ -250,12 +250,13 @@ def status() -> BlasStatus:
     Once ``mlx.core`` is imported, the record also says which file ``libmlx``'s ``cblas_sgemm`` is
     bound to (``bound``, read from its GOT by :mod:`.blas_bind`); a library zoo loaded that MLX does
     not call is then reported as not effective, with the reason."""
-    if _STATUS is not None:
-        if _STATUS.bound is None and _STATUS.effective and "mlx.core" in sys.modules:
-            _check_binding(_STATUS)
-        elif _STATUS.bound is None and "mlx.core" in sys.modules:
-            _STATUS.bound = mlx_sgemm_provider()
-        return _STATUS
+    with _LOCK:
+        if _STATUS is not None:
+            if _STATUS.bound is None and _STATUS.effective and "mlx.core" in sys.modules:
+                _check_binding(_STATUS)
+            elif _STATUS.bound is None and "mlx.core" in sys.modules:
+                _STATUS.bound = mlx_sgemm_provider()
+            return _STATUS
     return BlasStatus(mode=_read_mode(), reason=(
         "zoo_registry.runtime.blas.activate() has not run in this process: the zoo command runs it; a Python "
         f"program opts in with {ENV}=auto (or a family or path) in the environment, or by calling activate() "
