@@ -36,9 +36,10 @@ core by default. ``OPENBLAS_CORETYPE`` is left alone (some machines set it to do
 older OpenBLAS builds get wrong); the record shows the kernel OpenBLAS picked.
 
 Checked, not assumed (:mod:`.blas_lib`, :mod:`.blas_bind`): a candidate is opened privately
-(``RTLD_LOCAL``) and must export ``cblas_sgemm`` and compute a small product exactly before it is
-promoted to the global scope, where the process's lookup of ``cblas_sgemm`` must then land in it;
-a candidate that fails is closed again (``dlclose``) and the next one is tried. Then
+(``RTLD_LOCAL``) and must export ``cblas_sgemm`` before it is promoted to the global scope; there
+the process's lookup of ``cblas_sgemm`` must land in it and a small product must come out exact.
+A candidate that fails is closed again (``dlclose``, before ``mlx.core`` exists, so nothing bound
+to it) and the next one is tried. Then
 :func:`activate` imports ``mlx.core`` and reads which file ``libmlx``'s ``cblas_sgemm`` slot
 really points into (``bound``): ``effective`` is true only when that is the library chosen, and
 ``checks`` lists what was verified. Activation takes a lock: threads calling it at once load one
