@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+
+from blas_fixtures import FAKE_MKL, compiler, missing_blas
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS selection is Linux-only")
 
@@ -68,8 +69,7 @@ def installed(family=None):
 def need(family=None):
     found = installed(family)
     if not found:
-        what = {"blis": "libblis4-pthread", "openblas": "libopenblas0-pthread"}.get(family, "libblis4-pthread or libopenblas0-pthread")
-        pytest.skip(f"no {family or 'optimised'} BLAS installed here (apt-get install -y {what}; .ci/run installs it)")
+        missing_blas(family)
     return found
 
 
@@ -188,42 +188,6 @@ def test_status_before_activate_says_so():
 
 # --- MKL from PyPI (the [fast] extra): found inside the environment, sequential layer, bound by MLX ---
 
-FAKE_MKL = r"""
-#include <stdlib.h>
-#include <string.h>
-/* A real shared library with MKL's entry points that zoo uses: a naive but correct cblas_sgemm
-   (row/column major, transposes), the version and thread queries, and what the library saw of
-   MKL_THREADING_LAYER when it initialised (as libmkl_rt reads it then). */
-static char seen[64] = "unset";
-static long calls = 0;
-__attribute__((constructor)) static void init(void) {
-    const char *v = getenv("MKL_THREADING_LAYER");
-    if (v) { strncpy(seen, v, sizeof(seen) - 1); }
-}
-const char *fake_layer_seen(void) { return seen; }
-long fake_sgemm_calls(void) { return calls; }
-int MKL_Get_Max_Threads(void) { return 1; }
-void MKL_Get_Version_String(char *buf, int len) {
-    strncpy(buf, "Intel(R) oneAPI Math Kernel Library Version 2099.1-Product Build 20990101 (zoo test)", len - 1);
-    buf[len - 1] = 0;
-}
-static float at(const float *x, int ld, int row_major, int trans, int i, int j) {
-    if (trans) { int t = i; i = j; j = t; }
-    return row_major ? x[(long)i * ld + j] : x[i + (long)j * ld];
-}
-void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc) {
-    int rm = order == 101;
-    calls++;
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            double s = 0;
-            for (int p = 0; p < k; p++) s += (double)at(a, lda, rm, ta != 111, i, p) * at(b, ldb, rm, tb != 111, p, j);
-            float *out = rm ? &c[(long)i * ldc + j] : &c[i + (long)j * ldc];
-            *out = (float)(alpha * s + (beta == 0.0f ? 0.0 : beta * *out));
-        }
-}
-"""
 
 FAKE_CHILD = textwrap.dedent(
     """
@@ -250,9 +214,7 @@ FAKE_CHILD = textwrap.dedent(
 @pytest.fixture(scope="module")
 def fake_prefix(tmp_path_factory):
     """``<prefix>/lib/libmkl_rt.so.{2,10}``: two sonames, so the newest (10, not 2 by string order) wins."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build the stand-in libmkl_rt")
+    cc = compiler()
     prefix = tmp_path_factory.mktemp("env")
     (prefix / "lib").mkdir()
     source = prefix / "fake_mkl.c"
@@ -281,7 +243,7 @@ def test_environment_lib_dirs_and_newest_mkl(fake_prefix, monkeypatch):
     from zoo_registry.runtime import blas
 
     monkeypatch.setattr(sys, "prefix", str(fake_prefix))
-    monkeypatch.setattr(blas.site, "getuserbase", lambda: str(fake_prefix / "missing"))
+    monkeypatch.setattr("site.getuserbase", lambda: str(fake_prefix / "missing"))
     assert blas.environment_lib_dirs() == [fake_prefix / "lib"]
     assert blas.environment_mkl() == [str(fake_prefix / "lib" / n) for n in ("libmkl_rt.so.10", "libmkl_rt.so.2")]
     assert blas.candidates()[0] == ("mkl", str(fake_prefix / "lib" / "libmkl_rt.so.10"))

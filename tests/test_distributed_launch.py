@@ -18,20 +18,16 @@ tests/test_distributed_launch.py worker CKPT_ROOT OUT_DIR``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from launch_fixtures import free_port_pair, run_launch
+
 PROMPT = [3, 17, 42, 7, 99, 5, 64, 23]
 GEN_TOKENS = 8
-LAUNCH_TIMEOUT = 180  # seconds; a healthy launch takes well under 30 on 2 cores
 
 TINY_MOE = {
     "architectures": ["HunYuanForCausalLM"],
@@ -190,47 +186,6 @@ def write_checkpoint(folder: Path, cfg: dict, seed: int) -> None:
     (folder / "config.json").write_text(json.dumps(cfg, indent=2))
 
 
-def free_port_pair() -> int:
-    """A port p such that p and p + 1 are free now (the ring listens on one port per rank)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 65535:
-            continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", p + 1))
-            except OSError:
-                continue
-        return p
-    pytest.skip("no two consecutive free ports on 127.0.0.1")
-
-
-def launcher() -> str:
-    exe = shutil.which("mlx.launch") or str(Path(sys.executable).with_name("mlx.launch"))
-    if not os.path.exists(exe):
-        pytest.skip("mlx.launch is not installed")
-    return exe
-
-
-def run_launch(args, timeout=LAUNCH_TIMEOUT):
-    """Run ``mlx.launch ARGS`` in its own process group; kill the whole group if it overruns."""
-    proc = subprocess.Popen(
-        [launcher(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"mlx.launch did not finish within {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    return proc.returncode, out, err
-
-
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
     pytest.importorskip("mlx.core")
@@ -296,29 +251,6 @@ def test_rank_memory_is_about_its_share(launched):
         assert mem["peak"] <= mem["held"] + largest, (mem, full)
         assert mem["peak"] < 0.62 * full, (mem, full)
 
-
-
-def test_zoo_generate_runs_unchanged_under_mlx_launch(tmp_path):
-    """The real CLI on two ranks: the text is printed once and equals one process's greedy text."""
-    zoo = shutil.which("zoo") or str(Path(sys.executable).with_name("zoo"))
-    if not os.path.exists(zoo):
-        pytest.skip("the zoo console script is not installed")
-    env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    argv = ["generate", "hunyuan-tiny", "--prompt", "Hello", "--max-tokens", "12", "--seed", "0", "--quiet"]
-    single = subprocess.run([zoo, *argv], capture_output=True, text=True, env=env, timeout=LAUNCH_TIMEOUT)
-    assert single.returncode == 0, single.stderr
-    assert single.stdout.strip(), "one process generated nothing"
-    proc = subprocess.Popen(
-        [launcher(), "--backend", "ring", "-n", "2", "--starting-port", str(free_port_pair()), "--", zoo, *argv],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=LAUNCH_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert out.count(single.stdout.strip()) == 1, f"stdout:\n{out}\nstderr:\n{err}"
-    assert out.strip() == single.stdout.strip(), f"stdout:\n{out}\nstderr:\n{err}"
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":

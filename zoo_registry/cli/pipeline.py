@@ -4,8 +4,9 @@
 One pass, in order: quiet the ranks other than 0 under ``mlx.launch``; resolve a card name once
 (validated, ``requires`` checked, a generated checkpoint built with a progress bar) so a card's
 problems are reported first; stop at the plan for ``--dry-run``; otherwise load lazily through
-:mod:`zoo_registry.loading` with the same registry, shard across ranks, and read the weights
-layer by layer. The registry is passed in by the command (the process-wide one at the CLI's
+:mod:`zoo_registry.loading` with the same registry and read the weights layer by layer with a
+progress bar, or, under ``mlx.launch`` with more than one rank, through
+:func:`zoo_registry.distributed.sharded_load`: shard, then read one tensor at a time. The registry is passed in by the command (the process-wide one at the CLI's
 boundary); nothing here looks one up.
 
 MLX is imported only inside the functions that load, so building the parser stays cheap.
@@ -14,6 +15,7 @@ MLX is imported only inside the functions that load, so building the parser stay
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -156,10 +158,40 @@ def load(args, registry, *, tokenizer: bool) -> Loaded:
     import mlx_lm.models.base  # noqa: F401 - importing mlx-lm (and transformers) takes seconds; keep it out of the load time
 
     options = dict(load_options(args), return_info=True, registry=registry)
-    if tokenizer:
+    group = distributed.world()
+    if group is not None:
+        if not getattr(args, "quiet", False) and not getattr(args, "json", False):
+            print(f"zoo: {group.size()} ranks: each loads its share, one tensor at a time", file=sys.stderr)
+        model, tok, info = load_sharded(args.model, group, options, tokenizer)
+    elif tokenizer:
         model, tok, info = loading.load(args.model, **options)
+        finish_loading(model, info)
     else:
         (model, info), tok = loading.load_model(args.model, **options), None
-    distributed.shard_model(model, distributed.world())  # no-op in a single process
-    finish_loading(model, info)
+        finish_loading(model, info)
     return Loaded(card, model, tok, info)
+
+
+def load_sharded(source, group, options: dict, tokenizer: bool):
+    """Under ``mlx.launch``: :func:`zoo_registry.distributed.sharded_load` (or ``sharded_load_model``),
+    the path ``tests/test_distributed_launch.py`` checks against one process: lazy load, shard, then
+    read the parameters one tensor at a time (at most one full checkpoint tensor beside this rank's
+    share), then a barrier. Returns ``(model, tokenizer or None, info)``."""
+    import time
+
+    from .. import distributed
+    from ..errors import CheckpointError, ZooError
+
+    start = time.perf_counter()
+    try:
+        if tokenizer:
+            model, tok, info = distributed.sharded_load(source, group, **options)
+        else:
+            (model, info), tok = distributed.sharded_load_model(source, group, **options), None
+    except ZooError:
+        raise
+    except (RuntimeError, ValueError, OSError) as e:  # MLX reading a damaged or changed weight file
+        raise CheckpointError(f"{source}: reading the weights failed: {e}",
+                              hint="a weight file is damaged or changed while loading; download or convert it again") from None
+    info.seconds = time.perf_counter() - start
+    return model, tok, info

@@ -109,10 +109,14 @@ def load_model(
             only, no code from the file runs); the load report and a :class:`ZooWarning` say so.
         pickle_staging: a folder where pickle files are rewritten as safetensors, one at a time,
             and then mapped lazily (``zoo convert`` passes one so its memory stays at one shard).
+
+    The CPU BLAS provider (:mod:`zoo_registry.runtime.blas`) is opt-in here: it loads a library
+    process-wide only when ``ZOO_BLAS`` is set in the environment (or ``blas.activate()`` already
+    ran); the ``zoo`` command activates it by default.
     """
     from ..runtime import blas
 
-    blas.activate()  # before this process first imports mlx.core, or it cannot take effect
+    blas.activate_if_requested()  # opt-in for library callers (ZOO_BLAS set); the zoo command activates by default
     from ..kernels.layers import adopt as adopt_kernels
 
     start = time.perf_counter()

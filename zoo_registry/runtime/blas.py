@@ -35,39 +35,48 @@ another process competed for a core, while one thread held 76-88 GFLOP/s
 core by default. ``OPENBLAS_CORETYPE`` is left alone (some machines set it to dodge kernels that
 older OpenBLAS builds get wrong); the record shows the kernel OpenBLAS picked.
 
-After ``mlx.core`` is imported, :func:`status` checks which file ``libmlx``'s ``cblas_sgemm``
-was really bound to (:mod:`.blas_bind`) and records it as ``bound``; a library that was loaded but
-does not serve MLX is reported as not effective.
+Checked, not assumed (:mod:`.blas_lib`, :mod:`.blas_bind`): a candidate is opened privately
+(``RTLD_LOCAL``) and must export ``cblas_sgemm`` before it is promoted to the global scope; there
+the process's lookup of ``cblas_sgemm`` must land in it and a small product must come out exact.
+A candidate that fails is closed again (``dlclose``, before ``mlx.core`` exists, so nothing bound
+to it) and the next one is tried. Then
+:func:`activate` imports ``mlx.core`` and reads which file ``libmlx``'s ``cblas_sgemm`` slot
+really points into (``bound``): ``effective`` is true only when that is the library chosen, and
+``checks`` lists what was verified. Activation takes a lock: threads calling it at once load one
+library once and all get the same record.
 
-On macOS MLX uses Accelerate and this module does nothing. Importing it does not import MLX.
+Who activates: the ``zoo`` command does, by default (``ZOO_BLAS=auto``). A Python program that
+calls :func:`zoo_registry.load` / ``load_model`` gets no process-wide library unless it opts in,
+because loading a BLAS into the global symbol scope (and, for MKL, setting
+``MKL_THREADING_LAYER``) changes every later user of BLAS in the process, which a library call
+should not do by surprise (``mlx_lm.load`` does nothing of the kind): set ``ZOO_BLAS`` in the
+environment, or call :func:`activate` before anything imports ``mlx.core``.
+
+On macOS MLX uses Accelerate and this module does nothing. Importing it does not import MLX;
+:func:`activate` does, to verify the binding.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import platform
-import re
-import site
 import sys
+import threading
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from ..errors import ZooError, did_you_mean
+from .blas_bind import SYMBOL, global_provider, mlx_sgemm_provider
+from .blas_find import FAMILIES, candidates, environment_lib_dirs, environment_mkl  # noqa: F401 - were defined here
+from .blas_lib import MKL_LAYER_ENV, MKL_LAYERS, Rejected, describe_loaded, family_of, mkl_layer, open_checked  # noqa: F401
 
 ENV = "ZOO_BLAS"
 OFF = ("off", "0", "none", "no", "false")
-FAMILIES = ("mkl", "blis", "openblas")
-MKL_LAYER_ENV = "MKL_THREADING_LAYER"
-MKL_LAYERS = {"libmkl_sequential": "sequential", "libmkl_gnu_thread": "gnu", "libmkl_intel_thread": "intel",
-              "libmkl_tbb_thread": "tbb"}  # the layer library libmkl_rt loads -> MKL_THREADING_LAYER value
-SYMBOL = "cblas_sgemm"  # what libmlx imports for every float32 matmul on the CPU
+INSTALL_HINT = ('pip install "zoo-mlx[fast]" (Intel MKL, ~1 GB), or apt-get install -y libblis4-pthread '
+                "(or libopenblas0-pthread libgfortran5)")
 
 
 class BlasError(ZooError, RuntimeError):
-    """``ZOO_BLAS`` names a library that cannot serve MLX (missing, unloadable, no CBLAS)."""
+    """``ZOO_BLAS`` names a library that cannot serve MLX (missing, unloadable, no CBLAS, wrong results)."""
 
 
 @dataclass
@@ -75,15 +84,16 @@ class BlasStatus:
     """What :func:`activate` did, for ``zoo`` to display and for tests to check."""
 
     mode: str                      # ZOO_BLAS as read: auto, off, blis, openblas or a path
-    effective: bool = False        # True when MLX's matmuls go to ``library``
+    effective: bool = False        # True when libmlx's cblas_sgemm is bound to ``library`` (checked)
     library: Optional[str] = None  # "MKL", "BLIS" or "OpenBLAS" (or the file name for another BLAS)
     path: Optional[str] = None     # the file loaded (or found preloaded)
     version: Optional[str] = None  # e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64"
     threads: Optional[int] = None  # the library's thread count after activation
-    reason: str = ""               # why this library, or why none
-    skipped: List[str] = field(default_factory=list)  # candidates found but not usable, and why
+    reason: str = ""               # why this library, or why none (or why it does not serve MLX)
+    skipped: List[str] = field(default_factory=list)  # candidates found but refused, and why (each closed again)
     threading: Optional[str] = None  # MKL's threading layer in effect ("sequential", "gnu", ...)
-    bound: Optional[str] = None    # the file libmlx's cblas_sgemm is bound to (checked after mlx.core loads)
+    bound: Optional[str] = None    # the file libmlx's cblas_sgemm is bound to (read once mlx.core is loaded)
+    checks: List[str] = field(default_factory=list)  # what was verified about ``path``, in order
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -95,174 +105,62 @@ class BlasStatus:
             layer = f", {self.threading} layer" if self.threading else ""
             bound = "; MLX's cblas_sgemm bound to it" if self.bound and self.bound == self.path else ""
             return f"BLAS: {self.version or self.library} ({self.path}{threads}{layer}{bound})"
+        if self.path:
+            return f"BLAS: not serving MLX ({self.reason})"
         return f"BLAS: MLX's bundled reference BLAS ({self.reason})"
 
 
+_LOCK = threading.Lock()
 _STATUS: Optional[BlasStatus] = None
 _HANDLE = None  # keeps the loaded library alive for the life of the process
 _SET_BY_ZOO: dict = {}  # environment variables zoo set itself (MKL_THREADING_LAYER), for the record
-
-
-def _multiarch() -> str:
-    return {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu", "arm64": "aarch64-linux-gnu"}.get(
-        platform.machine(), f"{platform.machine()}-linux-gnu"
-    )
-
-
-def environment_lib_dirs() -> List[Path]:
-    """The ``lib`` folders of this Python environment that pip fills from wheels' data files:
-    ``<sys.prefix>/lib`` (a venv or conda env; where the ``mkl`` wheel puts ``libmkl_rt.so.N``) and,
-    for ``pip install --user`` when this interpreter reads the user site, ``<site.USER_BASE>/lib``."""
-    dirs = [Path(sys.prefix) / "lib"]
-    user = site.getuserbase() if getattr(site, "ENABLE_USER_SITE", False) else None
-    if user and Path(user, "lib") not in dirs:
-        dirs.append(Path(user) / "lib")
-    return [d for d in dirs if d.is_dir()]
-
-
-def _version_key(path: Path) -> Tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", path.name.split(".so", 1)[-1]))
-
-
-def environment_mkl() -> List[str]:
-    """``libmkl_rt.so*`` in :func:`environment_lib_dirs`, newest soname first per folder."""
-    found = []
-    for folder in environment_lib_dirs():
-        found += [str(p) for p in sorted(folder.glob("libmkl_rt.so*"), key=_version_key, reverse=True)]
-    return found
-
-
-def candidates() -> List[Tuple[str, str]]:
-    """``(family, path)`` in ``auto`` order: MKL in this environment, the Debian paths, then
-    ``find_library``."""
-    lib = Path("/usr/lib") / _multiarch()
-    found = [("mkl", path) for path in environment_mkl()] + [
-        ("blis", str(lib / "blis-pthread" / "libblis.so.4")),
-        ("blis", str(lib / "blis-openmp" / "libblis.so.4")),
-        ("openblas", str(lib / "openblas-pthread" / "libopenblas.so.0")),
-        ("openblas", str(lib / "openblas-openmp" / "libopenblas.so.0")),
-        ("openblas", str(lib / "openblas-serial" / "libopenblas.so.0")),
-    ]
-    for family in FAMILIES:
-        name = ctypes.util.find_library("mkl_rt" if family == "mkl" else family)
-        if name:
-            found.append((family, name))
-    return found
-
-
-
-class _DlInfo(ctypes.Structure):
-    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
-                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
-
-
-def global_provider() -> Optional[str]:
-    """The file that serves ``cblas_sgemm`` from the global symbol scope (``LD_PRELOAD`` or an
-    ``RTLD_GLOBAL`` load), or None; MLX's bundled BLAS is loaded privately and never shows here."""
-    try:
-        addr = ctypes.cast(getattr(ctypes.CDLL(None), SYMBOL), ctypes.c_void_p).value
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except (AttributeError, OSError):
-        return None
-    info = _DlInfo()
-    if not libc.dladdr(ctypes.c_void_p(addr), ctypes.byref(info)) or not info.dli_fname:
-        return None
-    return os.path.realpath(info.dli_fname.decode())
-
-
-def _family_of(handle, path: str) -> str:
-    if hasattr(handle, "MKL_Get_Version_String"):
-        return "mkl"
-    if hasattr(handle, "openblas_get_config"):
-        return "openblas"
-    if hasattr(handle, "bli_info_get_version_str"):
-        return "blis"
-    return Path(path).name
-
-
-def _describe_loaded(handle, family: str) -> Tuple[str, Optional[str], Optional[int]]:
-    """``(library name, version string, threads)`` of a loaded library."""
-    if family == "openblas":
-        handle.openblas_get_config.restype = ctypes.c_char_p
-        version = handle.openblas_get_config().decode()
-        if hasattr(handle, "openblas_get_corename"):
-            handle.openblas_get_corename.restype = ctypes.c_char_p
-            core = handle.openblas_get_corename().decode()
-            if core and core.lower() not in version.lower():
-                version += f" (kernel {core})"
-        if os.environ.get("OPENBLAS_CORETYPE"):
-            version += f" [OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}]"
-        return "OpenBLAS", version, int(handle.openblas_get_num_threads())
-    if family == "blis":
-        handle.bli_info_get_version_str.restype = ctypes.c_char_p
-        version = "BLIS " + handle.bli_info_get_version_str().decode()
-        handle.bli_thread_get_num_threads.restype = ctypes.c_long
-        return "BLIS", version, max(1, int(handle.bli_thread_get_num_threads()))  # -1: unset, i.e. one
-    if family == "mkl":
-        buffer = ctypes.create_string_buffer(256)
-        handle.MKL_Get_Version_String(buffer, len(buffer))  # also makes libmkl_rt load its layers
-        text = buffer.value.decode(errors="replace")
-        number, build = re.search(r"Version ([\d.]+)", text), re.search(r"Build (\d+)", text)
-        version = "MKL " + (number.group(1) if number else text) + (f" (build {build.group(1)})" if build else "")
-        return "MKL", version, int(handle.MKL_Get_Max_Threads())
-    return family, None, None
-
-
-def mkl_layer() -> Optional[str]:
-    """MKL's threading layer in this process, from the layer library ``libmkl_rt`` mapped."""
-    with open("/proc/self/maps") as maps:
-        names = {os.path.basename(line.split()[-1]) for line in maps if "libmkl_" in line}
-    layers = sorted({layer for prefix, layer in MKL_LAYERS.items() if any(n.startswith(prefix) for n in names)})
-    return "+".join(layers) or None
-
-
-def _load(path: str) -> Tuple[object, str]:
-    """``dlopen`` with ``RTLD_GLOBAL``; raises ``OSError`` or ``AttributeError`` (no CBLAS).
-
-    For MKL's single dynamic library, ``MKL_THREADING_LAYER=SEQUENTIAL`` is put in the environment
-    first unless the user chose a layer: ``libmkl_rt`` reads it when it initialises."""
-    if "mkl_rt" in os.path.basename(path) and not os.environ.get(MKL_LAYER_ENV):
-        os.environ[MKL_LAYER_ENV] = "SEQUENTIAL"
-        _SET_BY_ZOO[MKL_LAYER_ENV] = True
-    handle = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-    getattr(handle, SYMBOL)  # AttributeError when the library has no CBLAS interface
-    return handle, _family_of(handle, path)
-
-
-def _why_unloadable(path: str, error: Exception) -> str:
-    if isinstance(error, AttributeError):
-        return f"{path} does not export {SYMBOL} (no CBLAS interface), so MLX could not use it"
-    text = str(error)
-    if "libgfortran" in text:
-        return f"{path} needs libgfortran5 ({text}); install it with: apt-get install -y libgfortran5"
-    return f"{path} could not be loaded: {text}"
 
 
 def _read_mode() -> str:
     return os.environ.get(ENV, "auto").strip() or "auto"
 
 
-def activate() -> BlasStatus:
-    """Load the BLAS that ``ZOO_BLAS`` asks for, once per process, and say what happened.
+def requested() -> bool:
+    """Whether the user asked for a BLAS provider in the environment (``ZOO_BLAS`` is set)."""
+    return ENV in os.environ
 
-    Call before anything imports ``mlx.core``; later calls return the first record. Raises
-    :class:`BlasError` when ``ZOO_BLAS`` names a path or family that cannot be used (``auto``
-    never raises: it records why no library was taken).
+
+def activate_if_requested() -> Optional[BlasStatus]:
+    """What zoo's library entry points (``load``, ``load_model``) call: :func:`activate` when the user
+    opted in (``ZOO_BLAS`` set, or :func:`activate` already ran), else nothing (``None``)."""
+    if _STATUS is not None or requested():
+        return activate()
+    return None
+
+
+def activate(*, verify: bool = True) -> BlasStatus:
+    """Load the BLAS that ``ZOO_BLAS`` asks for, once per process, check it, and say what happened.
+
+    Call before anything imports ``mlx.core``; later calls (from any thread) return the first
+    record. With ``verify`` (the default) it then imports ``mlx.core`` and records which file
+    ``libmlx``'s ``cblas_sgemm`` is bound to; ``effective`` is true only if that is the library
+    loaded. Raises :class:`BlasError` when ``ZOO_BLAS`` names a path or family that cannot be used
+    (``auto`` never raises: it records why no library was taken).
     """
-    global _STATUS, _HANDLE
-    if _STATUS is not None:
+    global _STATUS
+    with _LOCK:
+        if _STATUS is None:
+            status = _select(_read_mode())
+            if verify:
+                _check_binding(status)
+            _STATUS = status
         return _STATUS
-    mode = _read_mode()
+
+
+def _select(mode: str) -> BlasStatus:
     status = BlasStatus(mode=mode)
-    if mode.lower() in OFF:
+    lowered = mode.lower()
+    if lowered in OFF:
         status.reason = f"{ENV}={mode}"
-        _STATUS = status
         return status
     if not sys.platform.startswith("linux"):
         status.reason = "MLX uses Accelerate on macOS; nothing to load" if sys.platform == "darwin" else f"no BLAS selection on {sys.platform}"
-        _STATUS = status
         return status
-    lowered = mode.lower()
     if lowered not in ("auto",) + FAMILIES and not os.path.exists(os.path.expanduser(mode)):
         raise BlasError(
             f"{ENV}={mode}: not auto, off, mkl, blis or openblas, and no such file"
@@ -277,60 +175,74 @@ def activate() -> BlasStatus:
         )
         if preloaded:
             status.reason += f" ({SYMBOL} in the global scope comes from {preloaded}; it serves MLX only if it was loaded before mlx.core)"
-        _STATUS = status
         return status
     if preloaded:
+        import ctypes
+
         handle = ctypes.CDLL(preloaded)
-        family = _family_of(handle, preloaded)
-        status.library, status.version, status.threads = _describe_loaded(handle, family)
-        status.threading = mkl_layer() if family == "mkl" else None
-        status.path, status.effective = preloaded, True
-        status.reason = f"{SYMBOL} already in the global scope (LD_PRELOAD or an earlier RTLD_GLOBAL load); left as is"
-        _HANDLE, _STATUS = handle, status
+        _take(status, handle, preloaded, family_of(handle, preloaded),
+              f"{SYMBOL} already in the global scope (LD_PRELOAD or an earlier RTLD_GLOBAL load); left as is")
+        status.checks.append(f"the process resolves {SYMBOL} to it")
         return status
-
-    if lowered in ("auto",) + FAMILIES:
-        wanted = [(f, p) for f, p in candidates() if lowered == "auto" or f == lowered]
-        tried = set()
-        for family, path in wanted:
-            if path in tried or (os.path.isabs(path) and not os.path.exists(path)):
-                continue
-            tried.add(path)
-            try:
-                handle, family = _load(path)
-            except (OSError, AttributeError) as error:
-                status.skipped.append(_why_unloadable(path, error))
-                continue
-            _take(status, handle, path, family, f"{ENV}={mode}: first usable of the known locations")
-            return status
-        hint = 'pip install "zoo-mlx[fast]" (Intel MKL, ~1 GB), or apt-get install -y libblis4-pthread (or libopenblas0-pthread libgfortran5)'
-        if lowered != "auto":
-            detail = "; ".join(status.skipped) or "not installed"
-            raise BlasError(f"{ENV}={mode}: no usable {mode} library found ({detail})",
-                            hint=f"install it ({hint}), or set {ENV}=auto or {ENV}=off")
-        status.reason = "no optimised BLAS found" + (f" ({'; '.join(status.skipped)})" if status.skipped else "") + f"; install one with: {hint}"
-        _STATUS = status
+    if lowered not in ("auto",) + FAMILIES:
+        path = os.path.expanduser(mode)
+        try:
+            handle, family, _SET_BY_ZOO[MKL_LAYER_ENV] = open_checked(path, status.checks)
+        except Rejected as why:
+            raise BlasError(f"{ENV}={mode}: {why}", hint=f"set {ENV}=auto to pick a working system BLAS, or {ENV}=off") from None
+        _take(status, handle, path, family, f"{ENV} names this file")
         return status
-
-    path = os.path.expanduser(mode)
-    try:
-        handle, family = _load(path)
-    except (OSError, AttributeError) as error:
-        raise BlasError(f"{ENV}={mode}: {_why_unloadable(path, error)}",
-                        hint=f"set {ENV}=auto to pick a working system BLAS, or {ENV}=off") from None
-    _take(status, handle, path, family, f"{ENV} names this file")
+    tried = set()
+    for family, path in candidates():
+        if (lowered != "auto" and family != lowered) or path in tried or (os.path.isabs(path) and not os.path.exists(path)):
+            continue
+        tried.add(path)
+        checks: List[str] = []
+        try:
+            handle, family, _SET_BY_ZOO[MKL_LAYER_ENV] = open_checked(path, checks)
+        except Rejected as why:
+            status.skipped.append(str(why))
+            continue
+        status.checks = checks
+        _take(status, handle, path, family, f"{ENV}={mode}: first usable of the known locations")
+        return status
+    if lowered != "auto":
+        detail = "; ".join(status.skipped) or "not installed"
+        raise BlasError(f"{ENV}={mode}: no usable {mode} library found ({detail})",
+                        hint=f"install it ({INSTALL_HINT}), or set {ENV}=auto or {ENV}=off")
+    status.reason = "no optimised BLAS found" + (f" ({'; '.join(status.skipped)})" if status.skipped else "") + f"; install one with: {INSTALL_HINT}"
     return status
 
 
 def _take(status: BlasStatus, handle, path: str, family: str, reason: str) -> None:
-    global _STATUS, _HANDLE
-    status.library, status.version, status.threads = _describe_loaded(handle, family)
+    global _HANDLE
+    status.library, status.version, status.threads = describe_loaded(handle, family)
     status.path, status.effective, status.reason = os.path.realpath(path), True, reason
     if family == "mkl":
         status.threading = mkl_layer()
         chosen = os.environ.get(MKL_LAYER_ENV, "")
         status.reason += f"; {MKL_LAYER_ENV}={chosen}" + (" (set by zoo)" if _SET_BY_ZOO.get(MKL_LAYER_ENV) else " (set by you)")
-    _HANDLE, _STATUS = handle, status
+    _HANDLE = handle
+
+
+def _check_binding(status: BlasStatus) -> None:
+    """Import ``mlx.core`` and record where its ``cblas_sgemm`` went; a mismatch is not effective."""
+    if not status.effective:
+        return
+    try:
+        import mlx.core  # noqa: F401 - Python loads extensions RTLD_NOW: this binds libmlx's cblas_sgemm
+    except ImportError as error:
+        status.reason += f"; not verified: mlx.core cannot be imported ({error})"
+        return
+    status.bound = mlx_sgemm_provider()
+    if status.bound is None:
+        status.reason += f"; not verified: libmlx's {SYMBOL} binding cannot be read on this platform"
+    elif status.bound != status.path:
+        status.effective = False
+        status.reason = (f"{status.path} was loaded, but MLX's {SYMBOL} is bound to {status.bound}; "
+                         "load the BLAS before anything imports mlx.core (or use LD_PRELOAD)")
+    else:
+        status.checks.append(f"libmlx's {SYMBOL} is bound to it")
 
 
 def status() -> BlasStatus:
@@ -339,14 +251,14 @@ def status() -> BlasStatus:
     Once ``mlx.core`` is imported, the record also says which file ``libmlx``'s ``cblas_sgemm`` is
     bound to (``bound``, read from its GOT by :mod:`.blas_bind`); a library zoo loaded that MLX does
     not call is then reported as not effective, with the reason."""
-    if _STATUS is not None:
-        if _STATUS.bound is None and "mlx.core" in sys.modules:
-            from .blas_bind import mlx_sgemm_provider
-
-            _STATUS.bound = mlx_sgemm_provider()
-            if _STATUS.effective and _STATUS.bound and _STATUS.bound != _STATUS.path:
-                _STATUS.effective = False
-                _STATUS.reason = (f"{_STATUS.path} was loaded, but MLX's {SYMBOL} is bound to {_STATUS.bound}; "
-                                  "load the BLAS before anything imports mlx.core (or use LD_PRELOAD)")
-        return _STATUS
-    return BlasStatus(mode=_read_mode(), reason="zoo_registry.runtime.blas.activate() has not run in this process")
+    with _LOCK:
+        if _STATUS is not None:
+            if _STATUS.bound is None and _STATUS.effective and "mlx.core" in sys.modules:
+                _check_binding(_STATUS)
+            elif _STATUS.bound is None and "mlx.core" in sys.modules:
+                _STATUS.bound = mlx_sgemm_provider()
+            return _STATUS
+    return BlasStatus(mode=_read_mode(), reason=(
+        "zoo_registry.runtime.blas.activate() has not run in this process: the zoo command runs it; a Python "
+        f"program opts in with {ENV}=auto (or a family or path) in the environment, or by calling activate() "
+        "before importing mlx.core"))

@@ -11,6 +11,8 @@ System V ABI / ELF-64 object file format) and asks ``dladdr`` which file holds t
 Python imports extension modules with ``RTLD_NOW``, so the slot is filled at ``import mlx.core``;
 if it still points into ``libmlx`` itself (lazy binding), one 2x2 float32 matmul on the CPU fills it.
 Linux and ELF-64 little-endian only; anything else returns ``None`` (unknown), never a guess.
+:func:`global_provider` answers the question before ``mlx.core`` exists: which file the process's
+own lookup of ``cblas_sgemm`` lands in.
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ def file_of(address: int) -> Optional[str]:
     if not address or not libc.dladdr(ctypes.c_void_p(address), ctypes.byref(info)) or not info.dli_fname:
         return None
     return os.path.realpath(info.dli_fname.decode())
+
+
+def global_provider() -> Optional[str]:
+    """The file that serves ``cblas_sgemm`` from the global symbol scope (``dlsym(RTLD_DEFAULT)``:
+    ``LD_PRELOAD`` or an ``RTLD_GLOBAL`` load), or None; MLX's bundled BLAS is loaded privately and
+    never shows here."""
+    try:
+        return file_of(ctypes.cast(getattr(ctypes.CDLL(None), SYMBOL), ctypes.c_void_p).value)
+    except (AttributeError, OSError):
+        return None
 
 
 def relocation_slots(path: str, symbol: str = SYMBOL) -> Dict[str, int]:
