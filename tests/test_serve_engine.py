@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
@@ -94,3 +95,12 @@ def test_prefix_reuse_gives_the_tokens_a_fresh_cache_gives(engine):
 def test_errors_come_back_as_a_final_event(engine):
     events = list(engine.submit(Job(model="a", prompt=[], max_tokens=3)))
     assert events[-1].finish_reason == "error" and "empty" in str(events[-1].error)
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["chat", "hunyuan-tiny"]])
+def test_serve_and_chat_refuse_several_ranks_before_loading(zoo, command, tmp_path):
+    # Under `mlx.launch -n 2` every rank would load the whole model and bind the same port.
+    proc = zoo(*command, env={**os.environ, "MLX_WORLD_SIZE": "2", "ZOO_CACHE_DIR": str(tmp_path)}, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert f"zoo {command[0]} runs in one process, but mlx.launch started 2 ranks" in proc.stderr
+    assert "Traceback" not in proc.stderr and "loading" not in proc.stderr

@@ -16,7 +16,7 @@ import sys
 
 from ..errors import ConfigError
 from .generate_cmd import Printer
-from .pipeline import add_weight_args, engine_options, quiet_transformers
+from .pipeline import add_weight_args, engine_options, one_process, quiet_transformers
 
 COMMANDS = {"/think": "think before answering", "/no_think": "answer without thinking",
             "/reset": "forget the conversation", "/exit": "leave (also Ctrl-D)"}
@@ -55,6 +55,7 @@ def run(args):
 
     if args.max_tokens < 1:
         raise ConfigError(f"--max-tokens must be positive, got {args.max_tokens}")
+    one_process("chat")
     quiet_transformers(args)
     engine = Engine([args.model], load_options=engine_options(args))
     interactive = sys.stdin.isatty()

@@ -195,3 +195,17 @@ def load_sharded(source, group, options: dict, tokenizer: bool):
                               hint="a weight file is damaged or changed while loading; download or convert it again") from None
     info.seconds = time.perf_counter() - start
     return model, tok, info
+
+
+def one_process(command: str) -> None:
+    """``zoo serve`` and ``zoo chat`` hold one whole model in one process: under ``mlx.launch``
+    with several ranks every rank would load the whole model and bind the same port, so refuse
+    before loading anything."""
+    from ..distributed import launched_size
+    from ..errors import ConfigError
+
+    n = launched_size()
+    if n > 1:
+        raise ConfigError(f"zoo {command} runs in one process, but mlx.launch started {n} ranks",
+                          hint=f"run `zoo {command}` without mlx.launch; to split a model across machines use "
+                               "`mlx.launch ... zoo generate` (see docs/distributed.md)")

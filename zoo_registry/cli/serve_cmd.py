@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from ..errors import ConfigError, ZooWarning
-from .pipeline import add_weight_args, engine_options, quiet_transformers
+from .pipeline import add_weight_args, engine_options, one_process, quiet_transformers
 
 DEFAULT_MODEL = "hunyuan-tiny-instruct"
 
@@ -56,6 +56,7 @@ def run(args):
     if not _loopback(args.host) and not args.api_key:
         warnings.warn(f"serving on {args.host} without --api-key: anyone who can reach this address can use the model",
                       ZooWarning, stacklevel=1)
+    one_process("serve")
     quiet_transformers(args)
     models = args.models or [DEFAULT_MODEL]
     print(f"zoo serve: loading {models[0]}", file=sys.stderr)
