@@ -95,3 +95,17 @@ def test_zoo_info_answers_an_old_name_with_the_new_one(zoo):
     proc = zoo("info", "moe", check=0)
     assert proc.stdout.splitlines()[0] == "component zoo.moe (zoo)"
     assert "zoo: warning: component 'moe' is deprecated: use 'zoo.moe'" in proc.stderr
+
+
+def test_zoo_list_components_shows_the_core_runtime_and_what_plugins_add(zoo):
+    import json
+
+    rows = json.loads(zoo("list", "--components", "--json", check=0).stdout)["components"]
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["zoo.moe"]["provider"] == "zoo" and by_name["zoo.moe"]["target"] == "zoo_registry.runtime.moe:MoE"
+    assert by_name["hunyuan.decoder_layer"]["provider"] == "hunyuan"
+    assert by_name["llama3_rope"]["provider"] == "zoo-llama"  # the out-of-tree example plugin's
+    providers = [r["provider"] for r in rows]
+    assert providers.index("hunyuan") > max(i for i, p in enumerate(providers) if p == "zoo")  # core first
+    filtered = zoo("list", "--components", "hunyuan", check=0).stdout
+    assert "hunyuan.build" in filtered and "zoo.moe" not in filtered

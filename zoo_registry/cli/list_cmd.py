@@ -1,4 +1,5 @@
-"""``zoo list [PATTERN]``: architectures (with provider and aliases) and model cards."""
+"""``zoo list [PATTERN]``: architectures (with provider and aliases) and model cards; with
+``--components``, the reusable components (zoo's own ``zoo.*`` runtime and what plugins add)."""
 
 import fnmatch
 
@@ -11,6 +12,8 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--cards", action="store_true", help="only model cards")
     p.add_argument("--architectures", action="store_true", help="only architectures")
+    p.add_argument("--components", action="store_true",
+                   help="only components: zoo's runtime (zoo.*) and the building blocks plugins register")
     p.set_defaults(run=run)
 
 
@@ -26,8 +29,24 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _components(args, registry) -> int:
+    rows = [{"name": c.name, "provider": c.provider, "target": c.target, "description": c.description}
+            for c in sorted(registry.components.values(), key=lambda c: (c.provider != "zoo", c.name))
+            if _match(args.pattern, [c.name])]
+    if args.json:
+        print_json({"components": rows})
+    else:
+        print(f"Components ({len(rows)}):")
+        print_table([(c["name"], c["provider"], _clip(c["description"] or "", 70)) for c in rows],
+                    ("NAME", "PROVIDER", "DESCRIPTION"))
+    warn_failed_plugins(registry)
+    return 0
+
+
 def run(args):
     registry = args.registry
+    if args.components:
+        return _components(args, registry)
     show_arch = args.architectures or not args.cards
     show_cards = args.cards or not args.architectures
     archs = [a for a in registry.list_architectures() if _match(args.pattern, [a["name"], *a["aliases"]])] if show_arch else []
