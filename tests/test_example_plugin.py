@@ -227,7 +227,7 @@ EXAMPLE_TESTS = _example_tests()
 
 @pytest.mark.parametrize("name", sorted(EXAMPLE_TESTS.CONFIGS))
 def test_model_runner_on_the_plugins_configs(zoo_model_tests, name):
-    """The plugin's own model checks, in this process (the full suite of the plugin runs under -m slow)."""
+    """The plugin's own model checks, in this process (its own suite runs too: in testpaths, and isolated below)."""
     figures = zoo_model_tests(EXAMPLE_TESTS.CONFIGS[name], layouts=("mlx", "hf", EXAMPLE_TESTS.meta_layout))
     assert figures["provider"] == "zoo-llama"
     assert figures["cache_max_diff"] <= 1e-4 and figures["batch_max_diff"] <= 1e-4
