@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import platform
+import re
 import sys
 import xml.etree.ElementTree as ET
 
@@ -64,6 +65,12 @@ def node_id(case) -> str:
     return "::".join([p for p in (case.get("classname"), name) if p])  # a collection-level entry
 
 
+def matches(nid: str, pattern: str) -> bool:
+    """``*`` and ``?`` are wildcards; brackets are literal (they are part of parametrized test ids)."""
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, nid) is not None
+
+
 def platform_tag() -> str:
     return f"{platform.system().lower()}-{platform.machine().lower()}"
 
@@ -101,7 +108,7 @@ def summarize(junit: str, collection: str, allowed_file: str) -> int:
     problems = [f"ci: failed: {nid}" for nid in failed]
     allowed_seen = []
     for nid, reason in skipped + [(nid, "deselected") for nid in record["deselected"]]:
-        match = next((why for pattern, why in allowed if fnmatch.fnmatch(nid, pattern)), None)
+        match = next((why for pattern, why in allowed if matches(nid, pattern)), None)
         if match:
             allowed_seen.append(f"ci: allowed: {nid}: {reason} ({match})")
         else:
