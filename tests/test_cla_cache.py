@@ -11,7 +11,7 @@ generation.
 import numpy as np
 import pytest
 
-mx = pytest.importorskip("mlx.core")
+import mlx.core as mx
 
 from mlx_lm.models import hunyuan as mlx_hunyuan  # noqa: E402
 from mlx_lm.models.cache import (  # noqa: E402
@@ -59,7 +59,7 @@ def test_kv_bytes_at_most_one_over_share_factor(cfg):
     assert max_diff(decode(model, caches[0], x, 30), decode(ref, caches[1], x, 30)) <= 1e-4
     zoo_bytes, ref_bytes = cache_nbytes(caches[0]), cache_nbytes(caches[1])
     factor = cfg["cla_share_factor"]
-    assert 0 < zoo_bytes * factor <= ref_bytes
+    assert zoo_bytes > 0 and zoo_bytes * factor == ref_bytes  # one K/V per group: exactly 1/factor of mlx-lm's
     for i, c in enumerate(caches[0]):
         owner = i % factor == 0
         assert (c.nbytes > 0) == owner  # consumers are zero-byte shadows
@@ -80,7 +80,7 @@ def test_rotating_cache_from_max_kv_size_matches_mlx_lm():
     assert all(isinstance(c, RotatingKVCache) for c in caches[0])
     # a 12-token prompt already overflows the window, then 12 single steps rotate it
     assert max_diff(decode(model, caches[0], x, 12), decode(ref, caches[1], x, 12)) <= 1e-4
-    assert cache_nbytes(caches[0]) * 2 <= cache_nbytes(caches[1])
+    assert cache_nbytes(caches[0]) > 0 and cache_nbytes(caches[0]) * 2 == cache_nbytes(caches[1])
 
 
 def test_trim_then_continue_equals_full_forward():
@@ -123,7 +123,7 @@ def test_quantized_kv_cache_matches_mlx_lm_and_stays_shared():
     assert [t for t, _ in zoo] == [t for t, _ in mlx]
     # both quantize 8-bit (zoo the weight-free keys, mlx-lm the normed ones): close, not identical
     assert max(max_diff(a, b) for (_, a), (_, b) in zip(zoo, mlx)) <= 5e-2
-    assert 0 < cache_nbytes(caches[0]) * 2 <= cache_nbytes(caches[1])
+    assert cache_nbytes(caches[0]) > 0 and cache_nbytes(caches[0]) * 2 == cache_nbytes(caches[1])
     assert [c.nbytes > 0 for c in caches[0]] == [True, False, True, False]
 
 
@@ -135,9 +135,10 @@ def test_batch_generate_matches_single_sequences():
     tokenizer = tiny_tokenizer(CLA["vocab_size"])
     prompts = [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17]]
     out = batch_generate(model, tokenizer, prompts, max_tokens=4, return_prompt_caches=True, return_token_ids=True)
+    assert len(out.token_ids) == len(out.caches) == len(prompts)  # zip() below would stop early on fewer
     for prompt, got, caches in zip(prompts, out.token_ids, out.caches):
         single = [r.token for r in stream_generate(ref, tokenizer, mx.array(prompt), max_tokens=4)]
-        assert got[: len(single)] == single[: len(got)]
+        assert len(single) >= 1 and got == single  # (a prefix check would pass on an empty list)
         assert [c.nbytes > 0 for c in caches] == [True, False, True, False]
         assert len({c.offset for c in caches}) == 1
 

@@ -1,6 +1,6 @@
 """The example out-of-tree plugin (examples/zoo-llama), as installed: discovery, mlx-lm parity, layouts, cards.
 
-CI installs it with ``pip install ./examples/zoo-llama``; without it these tests skip. The oracle for
+The README's test command installs it (``pip install ./examples/zoo-llama``), as CI does. The oracle for
 every logit comparison is mlx-lm's own ``llama`` / ``qwen2`` module on the same weights.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("zoo_llama", reason="the example plugin is not installed: pip install ./examples/zoo-llama")
-mx = pytest.importorskip("mlx.core")
+import mlx.core as mx
+import zoo_llama  # noqa: F401 - installed by the README's test command
 
 from mlx.utils import tree_flatten  # noqa: E402
 from mlx_lm.models import llama as mlx_llama  # noqa: E402
@@ -227,7 +227,7 @@ EXAMPLE_TESTS = _example_tests()
 
 @pytest.mark.parametrize("name", sorted(EXAMPLE_TESTS.CONFIGS))
 def test_model_runner_on_the_plugins_configs(zoo_model_tests, name):
-    """The plugin's own model checks, in this process (the full suite of the plugin runs under -m slow)."""
+    """The plugin's own model checks, in this process (its own suite runs too: in testpaths, and isolated below)."""
     figures = zoo_model_tests(EXAMPLE_TESTS.CONFIGS[name], layouts=("mlx", "hf", EXAMPLE_TESTS.meta_layout))
     assert figures["provider"] == "zoo-llama"
     assert figures["cache_max_diff"] <= 1e-4 and figures["batch_max_diff"] <= 1e-4

@@ -63,7 +63,7 @@ def test_overrides_win_and_json_carries_both_fields(folder, run):
 
 def test_raw_prints_the_tags(folder, run):
     path, _ = folder
-    assert run(path, "--prompt", cf.PROMPT, "--max-tokens", 80, "--raw", "-q").out == cf.SCRIPT + "\n"
+    assert run(path, "--prompt", cf.PROMPT, "--max-tokens", 80, "--raw", "--quiet").out == cf.SCRIPT + "\n"
 
 
 def test_no_think_renders_the_template_as_transformers_does(folder, run):

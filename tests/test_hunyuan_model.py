@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-mx = pytest.importorskip("mlx.core")
+import mlx.core as mx
 
 from mlx.utils import tree_flatten  # noqa: E402
 from mlx_lm.models import hunyuan as mlx_hunyuan  # noqa: E402
@@ -47,6 +47,11 @@ def ids(B=2, L=11, seed=1):
     return mx.array(np.random.default_rng(seed).integers(0, BASE["vocab_size"], (B, L)))
 
 
+# README, "Numerics": zoo matches mlx-lm's modules within 1e-5 and cached decode equals the full pass
+# within 1e-5 (measured up to 2e-6: float rounding, sums ordered differently; exactly 0 on MLX's bundled BLAS)
+PARITY = 1e-5
+
+
 def max_diff(a, b):
     return float(mx.abs(a.astype(mx.float32) - b.astype(mx.float32)).max())
 
@@ -63,7 +68,7 @@ def test_parity_with_mlx_lm(name, ref_module):
     model = build(CONFIGS[name])
     model.load_weights(weights, strict=True)  # identical parameter names, nothing missing or extra
     x = ids()
-    assert max_diff(model(x), ref(x)) <= 1e-4
+    assert max_diff(model(x), ref(x)) <= PARITY
 
 
 def test_mlx_lm_saved_checkpoint_loads_as_is(tmp_path):
@@ -74,7 +79,7 @@ def test_mlx_lm_saved_checkpoint_loads_as_is(tmp_path):
     model = build(CONFIGS["cla_top1"])
     model.load_weights(str(path), strict=True)
     x = ids(B=1)
-    assert max_diff(model(x), ref(x)) <= 1e-4
+    assert max_diff(model(x), ref(x)) <= PARITY
 
 
 def test_cla_layers_have_no_kv_projection():
@@ -110,7 +115,7 @@ def test_cached_decode_equals_full_forward(name):
     steps = [model(x[:, :6], cache=cache)]
     for t in range(6, 10):
         steps.append(model(x[:, t : t + 1], cache=cache))
-    assert max_diff(mx.concatenate(steps, axis=1), full) <= 1e-4
+    assert max_diff(mx.concatenate(steps, axis=1), full) <= PARITY
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -138,8 +143,8 @@ def test_runs_on_cpu_in_float32_and_bfloat16(name, dtype):
 
 def tiny_tokenizer(vocab_size):
     """A real (word-level) Hugging Face tokenizer over tokens t0..tN, wrapped the way mlx-lm wraps one."""
-    tokenizers = pytest.importorskip("tokenizers")
-    transformers = pytest.importorskip("transformers")
+    import tokenizers
+    import transformers
     from mlx_lm.tokenizer_utils import TokenizerWrapper
 
     vocab = {f"t{i}": i for i in range(vocab_size)}

@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-mx = pytest.importorskip("mlx.core")
+import torch
+import transformers
+import mlx.core as mx
 
 pytestmark = pytest.mark.parity
 
@@ -62,10 +62,8 @@ def load_with_test_helper(folder):
 
 def load_with_zoo(folder):
     """zoo's own loader: config validation + the plugin's sanitize rules."""
-    try:
-        from zoo_registry.loading import load_model
-    except ImportError as e:  # pragma: no cover - only while the loader is being written
-        pytest.skip(f"zoo_registry.loading not available: {e}")
+    from zoo_registry.loading import load_model
+
     model = load_model(str(folder))
     return model[0] if isinstance(model, tuple) else model
 
@@ -83,6 +81,8 @@ def zoo_logits(model, ids):
 
 
 IDS = np.random.default_rng(0).integers(0, VOCAB, (2, 13))
+# README, "Numerics": within 1e-5 of transformers (measured up to 3e-6 on MLX's bundled BLAS, BLIS and MKL)
+PARITY = 1e-5
 
 
 @LOADERS
@@ -94,7 +94,7 @@ def test_moe_top_k_matches_transformers(tmp_path, load_zoo):
     assert "rope_parameters" in saved and "rope_scaling" not in saved  # the transformers-5 form
     zoo = load_zoo(folder)
     diff = np.abs(zoo_logits(zoo, IDS) - tf_logits(tf, IDS)).max()
-    assert diff <= 1e-4, diff
+    assert diff <= PARITY, diff
 
 
 @LOADERS
@@ -104,4 +104,4 @@ def test_dense_head_dim_untied_matches_transformers(tmp_path, load_zoo):
     zoo = load_zoo(save_tf(tf, tmp_path / "dense"))
     assert "lm_head" in zoo
     diff = np.abs(zoo_logits(zoo, IDS) - tf_logits(tf, IDS)).max()
-    assert diff <= 1e-4, diff
+    assert diff <= PARITY, diff

@@ -15,7 +15,7 @@ key list of that ``model.safetensors`` (Tencent's layout: one tensor per expert,
 layers, ``lm_head.weight`` only when untied), and the script checked that the saved values are
 exactly the seeded ones. This test rebuilds the same tensors from the same seeds under the same
 names, writes them with the case's ``config.json``, loads the folder with zoo (strict: every
-tensor must land in a parameter), and compares zoo's logits with Tencent's within 1e-4.
+tensor must land in a parameter), and compares zoo's logits with Tencent's within 2e-5 (the README's claim).
 
 Known zoo bugs these cases catch (measured by loading these golden cases with zoo as it was
 before the fix: strict loads that succeeded and were silently wrong):
@@ -49,7 +49,7 @@ from oracles.seeded_weights import make_weights, stream_checksum
 
 DATA = Path(__file__).resolve().parent / "data" / "tencent_oracle"
 CASES = sorted(p.name for p in DATA.iterdir() if (p / "logits.npz").is_file())
-TOLERANCE = 1e-4
+TOLERANCE = 2e-5  # README, "Numerics"; measured up to 1.24e-5 (BLIS), 1.19e-5 (MKL), 1.11e-5 (MLX's bundled BLAS)
 
 
 def write_checkpoint(case: str, folder: Path, config_changes=None) -> dict:

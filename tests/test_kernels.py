@@ -7,12 +7,13 @@ this CPU runs (AVX-512 / AVX2 / NEON / the portable code) and 1 and 2 threads ar
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-mx = pytest.importorskip("mlx.core")
-nn = pytest.importorskip("mlx.nn")
+import mlx.core as mx
+import mlx.nn as nn
 
 from zoo_registry import kernels  # noqa: E402
 
@@ -248,9 +249,24 @@ def test_tiny_hunyuan_bfloat16_logits():
     assert float(mx.abs(on - off).max()) <= 0.05 * max(1.0, scale)  # bfloat16 activations between layers
 
 
+def best_x86_isa_from_cpuinfo():
+    """What the kernels must pick on this x86-64 Linux CPU, read from the kernel's flags (None elsewhere)."""
+    import platform
+    import re
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.machine() != "x86_64" or not cpuinfo.is_file() or os.environ.get("ZOO_KERNELS_ISA"):
+        return None
+    flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo.read_text(), re.M).group(1).split())
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl", "fma"} <= flags:
+        return "avx512"
+    return "avx2" if {"avx2", "fma"} <= flags else "generic"
+
+
 def test_status_reports_and_fallbacks(monkeypatch):
     st = kernels.status()
     assert st.available and st.isa in ("avx512", "avx2", "neon", "generic") and st.threads >= 1
+    assert st.isa == (best_x86_isa_from_cpuinfo() or st.isa)  # on x86-64 Linux: the best the CPU has, not any
     assert "zoo kernels" in st.describe()
     monkeypatch.setattr(kernels, "_mlx_version", lambda: "0.0.1")
     mismatch = kernels._load()

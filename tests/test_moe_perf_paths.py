@@ -11,8 +11,8 @@ real, only the speed it is chosen for is not measured here.
 import numpy as np
 import pytest
 
-mx = pytest.importorskip("mlx.core")
-nn = pytest.importorskip("mlx.nn")
+import mlx.core as mx
+import mlx.nn as nn
 
 from mlx.utils import tree_flatten  # noqa: E402
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-mx = pytest.importorskip("mlx.core")
+import mlx.core as mx
 
 from mlx.utils import tree_flatten  # noqa: E402
 

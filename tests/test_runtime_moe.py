@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-mx = pytest.importorskip("mlx.core")
-nn = pytest.importorskip("mlx.nn")
+import mlx.core as mx
+import mlx.nn as nn
 
 from zoo_registry.runtime import moe as moe_mod  # noqa: E402
 from zoo_registry.runtime.moe import MoE, grouped_switch_glu, route  # noqa: E402

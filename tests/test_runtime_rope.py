@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-mx = pytest.importorskip("mlx.core")
+import mlx.core as mx
 
 from zoo_registry.errors import ConfigError, ZooError  # noqa: E402
 from zoo_registry.runtime.rope import DynamicNTKRoPE, LinearRoPE, NTKAlphaRoPE, RoPE, make_rope  # noqa: E402

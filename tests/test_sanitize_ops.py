@@ -96,6 +96,7 @@ def test_grouped_qkv_matches_mlx_lm_sanitize():
         "model.layers.0.mlp.gate_and_up_proj.weight": mx.zeros((16, 16)),
     })
     ours = SplitGroupedQKV(num_heads=4, num_kv_heads=2).forward(xp, [fused])
+    assert len(ours) == 3  # zip() below would stop early on fewer
     for name, t in zip(("q_proj", "k_proj", "v_proj"), ours):
         assert same(t, theirs[f"model.layers.0.self_attn.{name}.weight"])
 

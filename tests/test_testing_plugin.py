@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-mx = pytest.importorskip("mlx.core")
+import mlx.core as mx
 
 from loading_fixtures import LEGACY, TINY  # noqa: E402
 

@@ -18,7 +18,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")  # the test extra installs it; the reader itself does not need it
+import torch  # the test extra installs it; the reader itself does not need it
 
 from zoo_registry.checkpoint import open_checkpoint  # noqa: E402
 from zoo_registry.errors import UnsafeInputError, ZooWarning  # noqa: E402
@@ -282,7 +282,7 @@ def test_mlx_lm_architecture_from_pickles(tmp_path):
 def test_transformers_state_dict_matches_transformers_logits(tmp_path):
     """A transformers model saved as ``pytorch_model.bin`` (``torch.save`` of its state dict, the
     layout transformers 4 wrote) loads through the restricted reader and gives transformers' logits."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     cfg = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                                    num_key_value_heads=2, vocab_size=128, tie_word_embeddings=False)
     torch.manual_seed(0)

@@ -56,7 +56,8 @@ def add_generation_args(p, prompt_required: bool = True) -> None:
     show.add_argument("--hide-thinking", dest="show_thinking", action="store_const", const=False, help="never print the reasoning")
     g.add_argument("--raw", action="store_true", help="print the model's text as generated, tags included (no reasoning split)")
     g.add_argument("--output-parser", metavar="NAME", help="split the output with this registered parser ('none': no parsing, 'think': the generic <think> splitter; default: the one the model's plugin registered)")
-    g.add_argument("--quiet", "-q", action="store_true", help="print only the generated text (no settings, reasoning or statistics)")
+    # no -q: it means --quantize in every command, as in mlx_lm.convert (main.py reads an old `-q` as --quiet, with a warning)
+    g.add_argument("--quiet", action="store_true", help="print only the generated text (no settings, reasoning or statistics)")
 
 
 def add_parser(sub):

@@ -36,6 +36,7 @@ COMMANDS = ("list", "plugins", "info", "validate", "load", "generate", "convert"
 MLX_COMMANDS = ("load", "generate", "convert", "serve", "chat")  # these compute with MLX: pick the CPU BLAS first
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 INTERNAL_SUFFIX = "(run with --debug for the traceback; please report)"
+LEGACY_QUIET, BIT_WIDTHS = ("load", "generate"), ("4", "8")  # commands whose -q was --quiet; their --quantize choices
 
 
 def build_parser():
@@ -85,13 +86,37 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def legacy_spellings(argv):
+    """``(argv, warnings)``: spellings that changed meaning, rewritten to what they meant then.
+
+    ``-q`` is ``--quantize BITS`` in every command, as in ``mlx_lm.convert`` (``zoo convert -q 4``);
+    ``zoo generate``/``zoo load`` used to read a bare ``-q`` as ``--quiet``. A ``-q`` there that is
+    not followed by a bit width still means ``--quiet``, with a deprecation warning.
+    """
+    argv, notes = list(argv), []
+    command = next((i for i, a in enumerate(argv) if a in COMMANDS), None)
+    if command is None or argv[command] not in LEGACY_QUIET:
+        return argv, notes
+    for i in range(command + 1, len(argv)):
+        if argv[i] == "--":
+            break
+        if argv[i] == "-q" and (i + 1 == len(argv) or argv[i + 1] not in BIT_WIDTHS):
+            argv[i] = "--quiet"
+            notes.append(f"`zoo {argv[command]} -q` as --quiet is deprecated: -q means --quantize BITS in every command "
+                         "(as in mlx_lm.convert); write --quiet")
+    return argv, notes
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv, notes = legacy_spellings(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)  # usage errors exit 2 here
     debug = args.debug
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
+        for note in notes:
+            warnings.warn(note, ZooWarning, stacklevel=1)
         if args.command in MLX_COMMANDS:
             from ..runtime import blas
 

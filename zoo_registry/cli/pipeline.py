@@ -26,7 +26,8 @@ from .output import print_json
 def add_weight_args(p) -> None:
     """How the weights are read and prepared: shared by ``zoo load``/``generate``/``serve``/``chat``."""
     p.add_argument("--no-strict", dest="strict", action="store_false", help="load even if tensors are missing or left over (they are listed)")
-    p.add_argument("--quantize", type=int, choices=(4, 8), help="quantize the weights after loading (MLX affine; the MoE router stays unquantized)")
+    p.add_argument("--quantize", "-q", type=int, choices=(4, 8), metavar="BITS",
+                   help="quantize the weights to 4 or 8 bits after loading (MLX affine; the MoE router stays unquantized)")
     p.add_argument("--group-size", type=int, default=64, choices=(32, 64, 128), help="group size for --quantize (default: 64)")
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), help="cast floating-point weights to this dtype")
     p.add_argument("--check-finite", action="store_true",

@@ -2,8 +2,6 @@
 
 import pytest
 
-pytest.importorskip("mlx.core")
-
 TINY = {
     "model_type": "zoo_llama",
     "vocab_size": 64,
