@@ -188,7 +188,6 @@ def write_checkpoint(folder: Path, cfg: dict, seed: int) -> None:
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
-    pytest.importorskip("mlx.core")
     root = tmp_path_factory.mktemp("dist")
     ckpts, out_dir = root / "ckpt", root / "out"
     out_dir.mkdir()
