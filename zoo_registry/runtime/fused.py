@@ -1,0 +1,118 @@
+"""Fused feed-forward blocks on the CPU: a SwiGLU MLP or a whole MoE block in one kernel call.
+
+At decode (one token) a SwiGLU MLP is three products and two elementwise ops, and an MoE block
+(router matmul, softmax, top-k, gathers, three expert products, the activation, the weighted
+combine, the shared MLP) about 25 MLX ops, each a separate CPU dispatch that costs more than the
+product it wraps on a small model. When zoo's CPU kernels are built (:mod:`zoo_registry.kernels`)
+and every projection is in a format they read, :func:`mlp` and :func:`moe` hand the block to the
+``fused_ffn`` primitive (``csrc/moe.h``): one dispatch computes ``shared(x) + sum_j w_j *
+expert_j(x)`` with the routing done exactly as :func:`.moe.route` does it (float32 router,
+softmax over all experts, top-k, renormalised when the block says so), gate and up in one pass
+over the input, ``silu(gate) * up``, down, and the combine accumulated in float32 and rounded
+once. The same call serves prefill (each expert's rows as one tiled GEMM).
+
+Which projections: zoo's and MLX's ``QuantizedLinear`` / mlx-lm's ``QuantizedSwitchLinear`` in
+MLX's affine 4/8-bit format (group sizes 32/64/128), and bfloat16/float16 ``Linear`` /
+``SwitchLinear`` weights, without bias. Anything else (float32 weights, other quantization modes,
+sharded layers, a bias, a subclass that changes the block) keeps the unfused path, as do other
+devices, ``ZOO_KERNELS=off`` and ``ZOO_FUSED=off`` (the unfused kernels only, for comparisons; or
+:func:`disabled`); results equal the unfused path within float rounding (``tests/test_fused_ffn.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import List, Optional, Tuple
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwiGLU, SwitchGLU, SwitchLinear
+
+from .. import kernels
+
+Proj = Tuple[List[mx.array], Tuple[int, int]]
+_OFF = int(os.environ.get("ZOO_FUSED", "").strip().lower() in ("0", "off", "false", "no"))
+
+
+@contextmanager
+def disabled():
+    """The unfused path inside the block (zoo's kernels still serve its products): for comparisons."""
+    global _OFF
+    _OFF += 1
+    try:
+        yield
+    finally:
+        _OFF -= 1
+
+
+# The exact layer classes whose parameters mean what the kernel reads (subclasses may change the
+# product, e.g. mlx's sharded linears all-sum their output); zoo's own subclasses are added by
+# the modules that define or use them (:func:`accept`).
+_LAYERS = {nn.Linear, nn.QuantizedLinear, SwitchLinear, QuantizedSwitchLinear}
+
+
+def accept(*classes) -> None:
+    """Let layers of exactly these classes (same parameters and product as MLX's) be fused."""
+    _LAYERS.update(classes)
+
+
+def proj_args(layer) -> Optional[Proj]:
+    """``(arrays, (bits, group_size))`` for a projection the fused kernel reads, else ``None``."""
+    if type(layer) not in _LAYERS or "bias" in layer:
+        return None
+    if "scales" in layer:
+        if (layer.mode == "affine" and layer.bits in kernels.QUANT_BITS and layer.group_size in kernels.QUANT_GROUPS
+                and "biases" in layer and getattr(layer, "global_scale", None) is None):
+            return [layer["weight"], layer["scales"], layer["biases"]], (layer.bits, layer.group_size)
+        return None
+    if layer["weight"].dtype in kernels.HALF:
+        return [layer["weight"]], (0, 0)
+    return None
+
+
+def block_args(block) -> Optional[Tuple[List[mx.array], List[int]]]:
+    """The arrays and flat ``(bits, group_size)`` formats of a SwiGLU block's gate, up, down."""
+    arrays: List[mx.array] = []
+    formats: List[int] = []
+    for name in ("gate_proj", "up_proj", "down_proj"):
+        got = proj_args(block[name])
+        if got is None:
+            return None
+        arrays += got[0]
+        formats += got[1]
+    return arrays, formats
+
+
+def ready(x: mx.array) -> bool:
+    """True when the fused kernel can run for input ``x`` (built, CPU device, a float input)."""
+    return not _OFF and x.dtype in kernels.FLOATS and x.ndim >= 1 and kernels.fused_ffn_active()
+
+
+def mlp(block, x: mx.array) -> Optional[mx.array]:
+    """``down(silu(gate(x)) * up(x))`` in one kernel call, or ``None`` when it does not serve ``block``."""
+    if not ready(x):
+        return None
+    args = block_args(block)
+    if args is None:
+        return None
+    return kernels.fused_ffn(x, None, [], [], args[0], args[1])
+
+
+def moe(x: mx.array, router: mx.array, glu, shared, top_k: int, renormalize: bool) -> Optional[mx.array]:
+    """An MoE block's output in one kernel call, or ``None`` when the kernel does not serve it.
+
+    ``router``: the float ``[E, D]`` router weight; ``glu``: mlx-lm's ``SwitchGLU`` of the routed
+    experts; ``shared``: a SwiGLU block (``gate_proj``, ``up_proj``, ``down_proj``) or ``None``;
+    ``renormalize``: divide the top-k probabilities by their sum. The caller checks that its
+    block computes what the kernel does (:meth:`.moe.MoE.__call__`).
+    """
+    if not ready(x) or router.dtype not in kernels.FLOATS:
+        return None
+    if type(glu) is not SwitchGLU or type(glu.activation) is not SwiGLU:
+        return None
+    experts = block_args(glu)
+    sh = ([], []) if shared is None else block_args(shared)
+    if experts is None or sh is None:
+        return None
+    return kernels.fused_ffn(x, router, experts[0], experts[1], sh[0], sh[1], top_k, renormalize)
