@@ -55,8 +55,8 @@ int check_proj(const std::vector<mx::array>& a, size_t i, const ProjFormat& f, i
     if (!is_float(a[i + 1].dtype()) || a[i + 1].shape() != expect || a[i + 2].shape() != expect ||
         a[i + 2].dtype() != a[i + 1].dtype())
       throw std::invalid_argument(name + ": scales/biases do not match the weight");
-  } else if ((w.dtype() != mx::bfloat16 && w.dtype() != mx::float16) || w.shape(-1) != K) {
-    throw std::invalid_argument(name + ": expected a bfloat16/float16 weight taking " + std::to_string(K) + " inputs");
+  } else if (!is_float(w.dtype()) || w.shape(-1) != K) {
+    throw std::invalid_argument(name + ": expected a float weight taking " + std::to_string(K) + " inputs");
   }
   return w.shape(-2);
 }
@@ -80,7 +80,7 @@ void describe(const std::vector<mx::array>& in, size_t& i, const ProjFormat& f, 
   p.N = w.shape(-2);
   p.w.quant = f.bits != 0;
   p.w.K = f.bits ? int(int64_t(w.shape(-1)) * 32 / f.bits) : w.shape(-1);
-  p.w.row_bytes = f.bits ? size_t(p.w.K) * f.bits / 8 : size_t(p.w.K) * 2;
+  p.w.row_bytes = f.bits ? size_t(p.w.K) * f.bits / 8 : size_t(p.w.K) * w.itemsize();
   p.w.w = w.data<uint8_t>();
   p.expert_w = E > 0 ? size_t(p.N) * p.w.row_bytes : 0;
   if (f.bits) {

@@ -14,7 +14,7 @@ namespace zoo_kernels {
 
 namespace mx = mlx::core;
 
-// One projection's format: bits 0 = a bfloat16/float16 weight [..., N, K] (one array); bits 4 or 8
+// One projection's format: bits 0 = a float32/bfloat16/float16 weight [..., N, K] (one array); bits 4 or 8
 // = MLX affine quantization with that group size (three arrays: w, scales, biases).
 struct ProjFormat {
   int bits = 0, group_size = 0;

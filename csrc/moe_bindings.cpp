@@ -15,7 +15,7 @@ void bind_moe(nb::module_& m) {
   m.def("fused_ffn", &fused_ffn, "x"_a, "router"_a.none(), "experts"_a, "expert_formats"_a, "shared"_a,
         "shared_formats"_a, "top_k"_a, "renormalize"_a, nb::kw_only(), "stream"_a = nb::none(),
         "shared(x) + sum_j w_j * expert_j(x): a SwiGLU MLP or MoE block in one CPU primitive. Formats are "
-        "(bits, group_size) per gate/up/down projection, bits 0 for a bfloat16/float16 weight (one array), "
+        "(bits, group_size) per gate/up/down projection, bits 0 for a float32/bfloat16/float16 weight (one array), "
         "else 4/8 (w, scales, biases).");
 }
 

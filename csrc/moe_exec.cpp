@@ -23,6 +23,7 @@ namespace {
 namespace mxt = mlx::core;
 
 constexpr int GEMM_ROWS = 4;                    // as ops.cpp: from 4 rows per weight, tiles + GEMM
+constexpr int GEMM_ROWS_F32 = 16;               // float32 weights: transposing a tile costs more
 constexpr size_t PARALLEL_MIN_BYTES = 1 << 20;  // weight bytes below which one thread is faster
 
 template <typename T>
@@ -70,24 +71,75 @@ void prepare(const Table& T, const float* x, int rows, int K, const WDesc& w, Op
   }
 }
 
+// float32 weights (the kernel table reads quantized and half-precision rows only). Compiled for
+// AVX-512, AVX2+FMA and the baseline by function multiversioning where the toolchain has it; a
+// one-row product of float32 weights is bound by memory bandwidth at any of them.
+#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || __GNUC__ >= 8)
+#define ZK_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#else
+#define ZK_CLONES
+#endif
+
+// y_i[n - n0] = x_i . W[n] for m input rows: each weight row is read once for all of them.
+ZK_CLONES void rows_f32(const WDesc& w, const float* const* x, int m, int n0, int n1, float* const* y) {
+  typedef float v16 __attribute__((vector_size(64)));
+  const int K = w.K, Kv = K - K % 32;
+  for (int n = n0; n < n1; ++n) {
+    const float* row = reinterpret_cast<const float*>(w.w + size_t(n) * w.row_bytes);
+    for (int i = 0; i < m; ++i) {
+      const float* xi = x[i];
+      v16 a0{}, a1{}, r0, r1, x0, x1;
+      for (int k = 0; k < Kv; k += 32) {
+        std::memcpy(&r0, row + k, 64);
+        std::memcpy(&r1, row + k + 16, 64);
+        std::memcpy(&x0, xi + k, 64);
+        std::memcpy(&x1, xi + k + 16, 64);
+        a0 += r0 * x0;
+        a1 += r1 * x1;
+      }
+      a0 += a1;
+      float acc = 0.f;
+      for (int l = 0; l < 16; ++l) acc += a0[l];
+      for (int k = Kv; k < K; ++k) acc += row[k] * xi[k];
+      y[i][n - n0] = acc;
+    }
+  }
+}
+
+// Rows [n0, n0 + nrows) of a float32 W transposed into wt[k * nbw + c] (the table's GEMM tile).
+void tile_f32(const WDesc& w, int n0, int nrows, int nbw, float* wt) {
+  for (int k = 0; k < w.K; ++k)
+    for (int c = 0; c < nbw; ++c)
+      wt[size_t(k) * nbw + c] = c < nrows ? reinterpret_cast<const float*>(w.w + size_t(n0 + c) * w.row_bytes)[k] : 0.f;
+}
+
 // out[out_rows[i]][n0, n1) = in[in_rows[i]] @ W[n0, n1).T for the m rows of one expert.
 void product(const Table& T, const WDesc& w, const Operand& in, const std::vector<int>& in_rows,
              const std::vector<int>& out_rows, int n0, int n1, float* out, int ldo) {
   const int m = int(in_rows.size());
-  if (m < GEMM_ROWS) {
+  const bool f32 = !w.quant && w.wdt == F32;
+  thread_local std::vector<float> wt, y;
+  thread_local std::vector<const float*> rows;
+  thread_local std::vector<float*> outs;
+  rows.resize(m);
+  for (int i = 0; i < m; ++i) rows[i] = in.row(in_rows[i]);
+  if (f32 && m < GEMM_ROWS_F32) {
+    outs.resize(m);
+    for (int i = 0; i < m; ++i) outs[i] = out + size_t(out_rows[i]) * ldo + n0;
+    rows_f32(w, rows.data(), m, n0, n1, outs.data());
+    return;
+  }
+  if (!f32 && m < GEMM_ROWS) {
     for (int i = 0; i < m; ++i)
       T.matvec(w, in.xp(in_rows[i]), in.xs(in_rows[i]), n0, n1, out + size_t(out_rows[i]) * ldo + n0);
     return;
   }
-  thread_local std::vector<float> wt, y;
-  thread_local std::vector<const float*> rows;
   wt.resize(size_t(in.K) * T.nbw);
   y.resize(size_t(m) * T.nbw);
-  rows.resize(m);
-  for (int i = 0; i < m; ++i) rows[i] = in.row(in_rows[i]);
   for (int n = n0; n < n1; n += T.nbw) {
     const int nr = std::min(T.nbw, n1 - n);
-    T.tile(w, n, nr, wt.data());
+    if (f32) tile_f32(w, n, nr, T.nbw, wt.data());
+    else T.tile(w, n, nr, wt.data());
     T.gemm(rows.data(), m, wt.data(), in.K, y.data(), T.nbw, nr);
     for (int i = 0; i < m; ++i) std::memcpy(out + size_t(out_rows[i]) * ldo + n, y.data() + size_t(i) * T.nbw, sizeof(float) * nr);
   }

@@ -86,14 +86,15 @@ def test_quantized_moe_matches_unfused(each_isa, bits, gs, dtype):
             close(*fused_and_unfused(block, x, MOE), f"{bits}-bit g{gs} top{top_k} T={T}")
 
 
-@pytest.mark.parametrize("wdt", [mx.bfloat16, mx.float16])
+@pytest.mark.parametrize("wdt", [mx.bfloat16, mx.float16, mx.float32])
 @every_isa
-def test_half_moe_matches_unfused_odd_sizes(each_isa, wdt):
-    """Half-precision experts with odd widths; a renormalised top-1 (A13B's list form) and top-4 of 5."""
+def test_float_moe_matches_unfused_odd_sizes(each_isa, wdt):
+    """Float experts with odd widths; a renormalised top-1 (A13B's list form), top-4 of 5, and 40
+    tokens over 3 experts (float32 weights: the per-row path below 16 rows, tiles above)."""
     for D, H, Hs, E, k, renorm in [(37, 19, 23, 5, 4, None), (129, 45, 45, 6, 1, True), (64, 8, 72, 3, 2, False)]:
         block = randomize(MoE(D, H, E, k, shared_hidden_dims=Hs, renormalize=renorm), seed=D)
         block.set_dtype(wdt)
-        for shape in [(1, 1, D), (2, 5, D), (33, D)]:
+        for shape in [(1, 1, D), (2, 5, D), (40, D)]:
             x = mx.random.normal(shape, key=mx.random.key(H)).astype(wdt)
             close(*fused_and_unfused(block, x, MOE), f"{wdt} D={D} H={H} k={k} {shape}")
 
@@ -110,7 +111,7 @@ def test_mixed_formats_and_float32_activations():
     close(on, off, exact, "mixed")
 
 
-@pytest.mark.parametrize("fmt", ["q4g64", "q8g32", "bfloat16", "float16"])
+@pytest.mark.parametrize("fmt", ["q4g64", "q8g32", "bfloat16", "float16", "float32"])
 @pytest.mark.parametrize("rows", [1, 3, 17])
 @every_isa
 def test_dense_mlp_matches_unfused(each_isa, fmt, rows):
@@ -159,10 +160,17 @@ def test_gradient_wrt_input_equals_unfused():
 
 
 def test_unserved_blocks_keep_the_unfused_path():
-    """float32 weights, a bias, a quantized router or another device: no fused call."""
+    """A bias, another quantization mode, a quantized router, a sharded layer or another device:
+    no fused call."""
     x = mx.random.normal((1, 2, 64))
-    assert fused.mlp(randomize(MLP(64, 32), 0), x) is None  # float32 weights
+    assert fused.mlp(randomize(MLP(64, 32), 0), x) is not None
     assert fused.mlp(quantize(randomize(MLP(64, 32, bias=True), 0), 4, 32), x) is None
+    mlp = randomize(MLP(64, 32), 0)
+    nn.quantize(mlp, mode="mxfp4")
+    assert fused.mlp(mlp, x) is None
+    mlp = randomize(MLP(64, 32), 0)
+    mlp.down_proj = nn.layers.distributed.ShardedToAllLinear.from_linear(mlp.down_proj)
+    assert fused.mlp(mlp, x) is None
     block = quantize(randomize(MoE(64, 32, 4, 2), 0), 4, 32)
     assert block.fused(x) is not None
     nn.quantize(block.gate, group_size=32, bits=4)

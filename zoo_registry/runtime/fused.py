@@ -66,7 +66,7 @@ def proj_args(layer) -> Optional[Proj]:
                 and "biases" in layer and getattr(layer, "global_scale", None) is None):
             return [layer["weight"], layer["scales"], layer["biases"]], (layer.bits, layer.group_size)
         return None
-    if layer["weight"].dtype in kernels.HALF:
+    if layer["weight"].dtype in kernels.FLOATS:
         return [layer["weight"]], (0, 0)
     return None
 
