@@ -9,6 +9,8 @@ activations, and whose own bfloat16 products accumulate in bfloat16) or within f
 accumulation error plus one rounding of the output.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -188,3 +190,19 @@ def test_fused_ffn_checks_its_arguments():
         ext.fused_ffn(x, None, [], [], [wq, s, b] * 3, [4, 16] * 3, 0, False)
     with pytest.raises(ValueError, match="does not take 32 inputs|return the model width"):
         ext.fused_ffn(x, None, [], [], [wq, s, b] * 3, [4, 32] * 3, 0, False)
+
+
+def test_zoo_load_reports_fused_blocks(tmp_path):
+    """``zoo load --json`` counts the blocks that run fused; ``ZOO_FUSED=off`` shows none."""
+    import json
+    import subprocess
+    import sys
+
+    def layers(**env):
+        out = subprocess.run([sys.executable, "-m", "zoo_registry.cli.main", "load", "hunyuan-tiny", "--quantize", "4",
+                              "--json"], capture_output=True, text=True, env={**os.environ, **env}, cwd=tmp_path, check=True)
+        return json.loads(out.stdout)["kernels"]["layers"]
+
+    on, off = layers(), layers(ZOO_FUSED="off")
+    assert on["fused_moe_blocks"] > 0 and on["quantized_experts"] > 0, on
+    assert "fused_moe_blocks" not in off and off["quantized_experts"] == on["quantized_experts"], off

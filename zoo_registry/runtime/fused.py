@@ -12,9 +12,9 @@ over the input, ``silu(gate) * up``, down, and the combine accumulated in float3
 once. The same call serves prefill (each expert's rows as one tiled GEMM).
 
 Which projections: zoo's and MLX's ``QuantizedLinear`` / mlx-lm's ``QuantizedSwitchLinear`` in
-MLX's affine 4/8-bit format (group sizes 32/64/128), and bfloat16/float16 ``Linear`` /
-``SwitchLinear`` weights, without bias. Anything else (float32 weights, other quantization modes,
-sharded layers, a bias, a subclass that changes the block) keeps the unfused path, as do other
+MLX's affine 4/8-bit format (group sizes 32/64/128), and float32/bfloat16/float16 ``Linear`` /
+``SwitchLinear`` weights, without bias. Anything else (other quantization modes, sharded layers,
+a bias, a subclass that changes the block) keeps the unfused path, as do other
 devices, ``ZOO_KERNELS=off`` and ``ZOO_FUSED=off`` (the unfused kernels only, for comparisons; or
 :func:`disabled`); results equal the unfused path within float rounding (``tests/test_fused_ffn.py``).
 """
@@ -84,6 +84,11 @@ def block_args(block) -> Optional[Tuple[List[mx.array], List[int]]]:
     return arrays, formats
 
 
+def enabled() -> bool:
+    """False under ``ZOO_FUSED=off`` or inside :func:`disabled` (the kernels may still be active)."""
+    return not _OFF
+
+
 def ready(x: mx.array) -> bool:
     """True when the fused kernel can run for input ``x`` (built, CPU device, a float input)."""
     return not _OFF and x.dtype in kernels.FLOATS and x.ndim >= 1 and kernels.fused_ffn_active()
@@ -99,20 +104,27 @@ def mlp(block, x: mx.array) -> Optional[mx.array]:
     return kernels.fused_ffn(x, None, [], [], args[0], args[1])
 
 
-def moe(x: mx.array, router: mx.array, glu, shared, top_k: int, renormalize: bool) -> Optional[mx.array]:
-    """An MoE block's output in one kernel call, or ``None`` when the kernel does not serve it.
-
-    ``router``: the float ``[E, D]`` router weight; ``glu``: mlx-lm's ``SwitchGLU`` of the routed
-    experts; ``shared``: a SwiGLU block (``gate_proj``, ``up_proj``, ``down_proj``) or ``None``;
-    ``renormalize``: divide the top-k probabilities by their sum. The caller checks that its
-    block computes what the kernel does (:meth:`.moe.MoE.__call__`).
-    """
-    if not ready(x) or router.dtype not in kernels.FLOATS:
-        return None
-    if type(glu) is not SwitchGLU or type(glu.activation) is not SwiGLU:
+def moe_args(router: mx.array, glu, shared) -> Optional[tuple]:
+    """``((expert arrays, formats), (shared arrays, formats))`` when the kernel reads this MoE's
+    parts, else ``None``. ``router``: the float ``[E, D]`` router weight; ``glu``: mlx-lm's
+    ``SwitchGLU`` of the routed experts; ``shared``: a SwiGLU block or ``None``."""
+    if router.dtype not in kernels.FLOATS or type(glu) is not SwitchGLU or type(glu.activation) is not SwiGLU:
         return None
     experts = block_args(glu)
     sh = ([], []) if shared is None else block_args(shared)
     if experts is None or sh is None:
         return None
-    return kernels.fused_ffn(x, router, experts[0], experts[1], sh[0], sh[1], top_k, renormalize)
+    return experts, sh
+
+
+def moe(x: mx.array, router: mx.array, glu, shared, top_k: int, renormalize: bool) -> Optional[mx.array]:
+    """An MoE block's output in one kernel call, or ``None`` when the kernel does not serve it.
+
+    Arguments as :func:`moe_args`; ``renormalize``: divide the top-k probabilities by their sum.
+    The caller checks that its block computes what the kernel does (:meth:`.moe.MoE.fused`).
+    """
+    args = moe_args(router, glu, shared) if ready(x) else None
+    if args is None:
+        return None
+    (experts, ef), (sh, sf) = args
+    return kernels.fused_ffn(x, router, experts, ef, sh, sf, top_k, renormalize)

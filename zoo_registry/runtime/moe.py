@@ -208,12 +208,10 @@ class MoE(nn.Module):
             return self.switch_mlp(x, inds)
         return grouped_switch_glu(self.switch_mlp, x, inds, mx.float32 if path == "grouped-fp32" else None)
 
-    def fused(self, x: mx.array) -> Optional[mx.array]:
-        """The whole block in one kernel call (:func:`.fused.moe`), or ``None`` where it does not serve.
-
-        Only when this block computes what the kernel does: the :class:`Router` as is, a float
-        ``wg`` without bias, :meth:`experts` not overridden, the shared MLP an :class:`MLP`.
-        """
+    def _fused_parts(self):
+        """``(router weight, shared MLP or None)`` when this block computes what the fused kernel
+        does: the :class:`Router` as is, a float ``wg`` without bias, :meth:`experts` not
+        overridden, the shared MLP an :class:`MLP`; else ``None``."""
         wg = self.gate.wg
         if (type(self.gate) is not Router or type(wg) is not nn.Linear or "bias" in wg
                 or type(self).experts is not MoE.experts):
@@ -221,8 +219,20 @@ class MoE(nn.Module):
         shared = self.get("shared_mlp")
         if shared is not None and type(shared).__call__ is not MLP.__call__:
             return None
+        return wg["weight"], shared
+
+    def fusable(self) -> bool:
+        """Whether :meth:`fused` serves this block (on the CPU, with zoo's kernels built)."""
+        parts = self._fused_parts()
+        return parts is not None and fused.moe_args(parts[0], self.switch_mlp, parts[1]) is not None
+
+    def fused(self, x: mx.array) -> Optional[mx.array]:
+        """The whole block in one kernel call (:func:`.fused.moe`), or ``None`` where it does not serve."""
+        parts = self._fused_parts()
+        if parts is None:
+            return None
         renorm = (self.top_k > 1) if self.renormalize is None else bool(self.renormalize)
-        return fused.moe(x, wg["weight"], self.switch_mlp, shared, self.top_k, renorm)
+        return fused.moe(x, parts[0], self.switch_mlp, parts[1], self.top_k, renorm)
 
     def __call__(self, x: mx.array) -> mx.array:
         y = self.fused(x)
@@ -234,6 +244,19 @@ class MoE(nn.Module):
         if "shared_mlp" in self:
             y = y + self.shared_mlp(x)
         return y
+
+
+def fused_blocks(model: nn.Module) -> dict:
+    """How many MoE blocks and SwiGLU MLPs of ``model`` run as one fused kernel call each when
+    zoo's kernels serve the CPU (``zoo load`` reports it): ``{"fused_moe_blocks": n, "fused_mlp_blocks": m}``
+    (an MoE's shared MLP is part of its block)."""
+    if not fused.enabled():
+        return {}
+    moes = [m for _, m in model.named_modules() if isinstance(m, MoE) and m.fusable()]
+    inside = {id(m.get("shared_mlp")) for m in moes}
+    mlps = [m for _, m in model.named_modules()
+            if isinstance(m, MLP) and id(m) not in inside and fused.block_args(m) is not None]
+    return {k: n for k, n in (("fused_moe_blocks", len(moes)), ("fused_mlp_blocks", len(mlps))) if n}
 
 
 # -- zoo's CPU kernels for the experts ------------------------------------------------------------
