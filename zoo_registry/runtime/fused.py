@@ -58,17 +58,21 @@ def accept(*classes) -> None:
 
 
 def proj_args(layer) -> Optional[Proj]:
-    """``(arrays, (bits, group_size))`` for a projection the fused kernel reads, else ``None``."""
+    """``(arrays, (bits, group_size))`` for a projection the fused kernel reads, else ``None``.
+
+    Parameters are read as dict entries (a missing attribute of an ``nn.Module`` goes through its
+    Python ``__getattr__``; this runs for every block at every step)."""
     if type(layer) not in _LAYERS or "bias" in layer:
         return None
-    if "scales" in layer:
-        if (layer.mode == "affine" and layer.bits in kernels.QUANT_BITS and layer.group_size in kernels.QUANT_GROUPS
-                and "biases" in layer and getattr(layer, "global_scale", None) is None):
-            return [layer["weight"], layer["scales"], layer["biases"]], (layer.bits, layer.group_size)
+    scales = layer.get("scales")
+    if scales is not None:
+        biases = layer.get("biases")
+        if (biases is not None and layer.mode == "affine" and layer.bits in kernels.QUANT_BITS
+                and layer.group_size in kernels.QUANT_GROUPS and layer.get("global_scale") is None):
+            return [layer["weight"], scales, biases], (layer.bits, layer.group_size)
         return None
-    if layer["weight"].dtype in kernels.FLOATS:
-        return [layer["weight"]], (0, 0)
-    return None
+    w = layer["weight"]
+    return ([w], (0, 0)) if w.dtype in kernels.FLOATS else None
 
 
 def block_args(block) -> Optional[Tuple[List[mx.array], List[int]]]:
