@@ -1,8 +1,9 @@
 // The fused feed-forward block on the CPU: routing, then two phases of products spread over the
 // thread pool (gate and up of every used expert; down of every used expert), with the SwiGLU
-// activation between them and the weighted combine at the end. Each phase's products run on the
-// kernel table of kern.h: matrix-vector for an expert with fewer than GEMM_ROWS rows, tiled GEMM
-// from there on, so one call serves decode (one token) and prefill (every expert's rows at once).
+// activation between them and the weighted combine at the end. Each phase's products run the
+// kernel table's matrix-vector kernel (kern.h) for an expert with fewer than GEMM_ROWS rows and
+// moe_gemm.h's blocked product from there on, so one call serves decode (one token) and prefill
+// (every expert's rows at once).
 
 #include "moe_exec.h"
 
@@ -14,6 +15,7 @@
 
 #include "mlx/types/bf16.h"
 #include "mlx/types/half_types.h"
+#include "moe_gemm.h"
 #include "pool.h"
 
 namespace zoo_kernels {
@@ -22,13 +24,11 @@ namespace {
 
 namespace mxt = mlx::core;
 
-// From this many rows per expert, dequantized tiles + GEMM; below, the matrix-vector kernel once
-// per row (the expert's weights stay in L2 between rows). Tiles are dequantized by scalar code,
-// so they pay only from ~16-24 rows on: measured on the MoE block of the small A13B-shaped model
-// (16 experts of 512x512, top-4), 4-bit, CPU time per token at 16 / 64 / 128 tokens: threshold 4
-// 446 / 213 / 141 us, 16: 201 / 236 / -, 24: 230 / 175 / 158 (load 5-6, +-20%). float32 weights
-// (transposed, not dequantized) measured alike: 16 rows.
-constexpr int GEMM_ROWS = 16;
+// From this many rows per expert, blocks of dequantized weight rows times the rows (moe_gemm.h);
+// below, the table's matrix-vector kernel once per row. (With the table's transposed tiles,
+// dequantized by scalar code, the crossover was ~16-24 rows; with moe_gemm's vectorised
+// dequantization 4 rows, measured on the small A13B-shaped model's MoE block at 4-128 tokens.)
+constexpr int GEMM_ROWS = 4;
 constexpr size_t PARALLEL_MIN_BYTES = 1 << 20;  // weight bytes below which one thread is faster
 
 template <typename T>
@@ -76,78 +76,24 @@ void prepare(const Table& T, const float* x, int rows, int K, const WDesc& w, Op
   }
 }
 
-// float32 weights (the kernel table reads quantized and half-precision rows only). Compiled for
-// AVX-512, AVX2+FMA and the baseline by function multiversioning where the toolchain has it; a
-// one-row product of float32 weights is bound by memory bandwidth at any of them.
-#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || __GNUC__ >= 8)
-#define ZK_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-#else
-#define ZK_CLONES
-#endif
-
-// y_i[n - n0] = x_i . W[n] for m input rows: each weight row is read once for all of them.
-ZK_CLONES void rows_f32(const WDesc& w, const float* const* x, int m, int n0, int n1, float* const* y) {
-  typedef float v16 __attribute__((vector_size(64)));
-  const int K = w.K, Kv = K - K % 32;
-  for (int n = n0; n < n1; ++n) {
-    const float* row = reinterpret_cast<const float*>(w.w + size_t(n) * w.row_bytes);
-    for (int i = 0; i < m; ++i) {
-      const float* xi = x[i];
-      v16 a0{}, a1{}, r0, r1, x0, x1;
-      for (int k = 0; k < Kv; k += 32) {
-        std::memcpy(&r0, row + k, 64);
-        std::memcpy(&r1, row + k + 16, 64);
-        std::memcpy(&x0, xi + k, 64);
-        std::memcpy(&x1, xi + k + 16, 64);
-        a0 += r0 * x0;
-        a1 += r1 * x1;
-      }
-      a0 += a1;
-      float acc = 0.f;
-      for (int l = 0; l < 16; ++l) acc += a0[l];
-      for (int k = Kv; k < K; ++k) acc += row[k] * xi[k];
-      y[i][n - n0] = acc;
-    }
-  }
-}
-
-// Rows [n0, n0 + nrows) of a float32 W transposed into wt[k * nbw + c] (the table's GEMM tile).
-void tile_f32(const WDesc& w, int n0, int nrows, int nbw, float* wt) {
-  for (int k = 0; k < w.K; ++k)
-    for (int c = 0; c < nbw; ++c)
-      wt[size_t(k) * nbw + c] = c < nrows ? reinterpret_cast<const float*>(w.w + size_t(n0 + c) * w.row_bytes)[k] : 0.f;
-}
-
 // out[out_rows[i]][n0, n1) = in[in_rows[i]] @ W[n0, n1).T for the m rows of one expert.
 void product(const Table& T, const WDesc& w, const Operand& in, const std::vector<int>& in_rows,
              const std::vector<int>& out_rows, int n0, int n1, float* out, int ldo) {
   const int m = int(in_rows.size());
-  const bool f32 = !w.quant && w.wdt == F32;
-  thread_local std::vector<float> wt, y;
-  thread_local std::vector<const float*> rows;
-  thread_local std::vector<float*> outs;
-  rows.resize(m);
-  for (int i = 0; i < m; ++i) rows[i] = in.row(in_rows[i]);
-  if (m < GEMM_ROWS && f32) {
-    outs.resize(m);
-    for (int i = 0; i < m; ++i) outs[i] = out + size_t(out_rows[i]) * ldo + n0;
-    rows_f32(w, rows.data(), m, n0, n1, outs.data());
-    return;
-  }
-  if (m < GEMM_ROWS) {
+  if (m < GEMM_ROWS && (w.quant || w.wdt != F32)) {
     for (int i = 0; i < m; ++i)
       T.matvec(w, in.xp(in_rows[i]), in.xs(in_rows[i]), n0, n1, out + size_t(out_rows[i]) * ldo + n0);
     return;
   }
-  wt.resize(size_t(in.K) * T.nbw);
-  y.resize(size_t(m) * T.nbw);
-  for (int n = n0; n < n1; n += T.nbw) {
-    const int nr = std::min(T.nbw, n1 - n);
-    if (f32) tile_f32(w, n, nr, T.nbw, wt.data());
-    else T.tile(w, n, nr, wt.data());
-    T.gemm(rows.data(), m, wt.data(), in.K, y.data(), T.nbw, nr);
-    for (int i = 0; i < m; ++i) std::memcpy(out + size_t(out_rows[i]) * ldo + n, y.data() + size_t(i) * T.nbw, sizeof(float) * nr);
+  thread_local std::vector<const float*> rows;
+  thread_local std::vector<float*> outs;
+  rows.resize(m);
+  outs.resize(m);
+  for (int i = 0; i < m; ++i) {
+    rows[i] = in.xp(in_rows[i]);
+    outs[i] = out + size_t(out_rows[i]) * ldo + n0;
   }
+  rows_any(w, T.vw, rows.data(), m, n0, n1, outs.data());
 }
 
 // Softmax over E logits, the top_k largest (ties: the lower index), optionally renormalised.
