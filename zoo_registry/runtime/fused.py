@@ -9,14 +9,14 @@ and every projection is in a format they read, :func:`mlp` and :func:`moe` hand 
 expert_j(x)`` with the routing done exactly as :func:`.moe.route` does it (float32 router,
 softmax over all experts, top-k, renormalised when the block says so), gate and up in one pass
 over the input, ``silu(gate) * up``, down, and the combine accumulated in float32 and rounded
-once. The same call serves prefill (each expert's rows as one tiled GEMM).
+once. The same call serves prefill (each expert's rows multiplied as one block; docs/kernels.md).
 
 Which projections: zoo's and MLX's ``QuantizedLinear`` / mlx-lm's ``QuantizedSwitchLinear`` in
 MLX's affine 4/8-bit format (group sizes 32/64/128), and float32/bfloat16/float16 ``Linear`` /
 ``SwitchLinear`` weights, without bias. Anything else (other quantization modes, sharded layers,
-a bias, a subclass that changes the block) keeps the unfused path, as do other
-devices, ``ZOO_KERNELS=off`` and ``ZOO_FUSED=off`` (the unfused kernels only, for comparisons; or
-:func:`disabled`); results equal the unfused path within float rounding (``tests/test_fused_ffn.py``).
+a bias, a subclass that changes the block) keeps the unfused path, as do other devices,
+``ZOO_KERNELS=off`` and ``ZOO_FUSED=off`` (the unfused kernels only, for comparisons; or
+:func:`disabled`). Results equal the unfused path within float rounding (``tests/test_fused_ffn.py``).
 """
 
 from __future__ import annotations
