@@ -23,17 +23,20 @@ namespace {
 #define ZK_CLONES
 #endif
 
+// Helpers are forced inline: a separate copy would be compiled for the baseline only.
+#define ZK_INLINE inline __attribute__((always_inline))
+
 typedef float v16 __attribute__((vector_size(64)));
 constexpr int MB = 4, NB = 4;  // input rows x weight rows per register block (16 accumulators)
 constexpr int ROWS = 16;       // weight rows dequantized at a time (ROWS * K floats, in L1/L2)
 
-inline v16 ld16(const float* p) {
+ZK_INLINE v16 ld16(const float* p) {
   v16 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
-inline float scalar(DT dt, const void* p, size_t i) {
+ZK_INLINE float scalar(DT dt, const void* p, size_t i) {
   if (dt == F32) return static_cast<const float*>(p)[i];
   const auto h = static_cast<const uint16_t*>(p)[i];
   if (dt == BF16) {
@@ -83,7 +86,7 @@ ZK_CLONES void dequant(const WDesc& w, int vw, int n, float* out) {
 
 // y[i][off + c] = x[i] . wr[c] for the MBT rows x[0..MBT), c < nr.
 template <int MBT>
-inline void dot_block(const float* const* xr, const float* const* wr, int nr, int K, float* const* y, int off) {
+ZK_INLINE void dot_block(const float* const* xr, const float* const* wr, int nr, int K, float* const* y, int off) {
   const int Kv = K - K % 16;
   for (int c0 = 0; c0 < nr; c0 += NB) {
     const int nb = std::min(NB, nr - c0);
