@@ -206,3 +206,14 @@ def test_zoo_load_reports_fused_blocks(tmp_path):
     on, off = layers(), layers(ZOO_FUSED="off")
     assert on["fused_moe_blocks"] > 0 and on["quantized_experts"] > 0, on
     assert "fused_moe_blocks" not in off and off["quantized_experts"] == on["quantized_experts"], off
+
+
+def test_strided_input():
+    """An input that is a strided view (a slice of a larger array) is read through its strides."""
+    block = quantize(randomize(MoE(64, 32, 5, 2, shared_hidden_dims=64), seed=6), 8, 32)
+    big = mx.random.normal((2, 7, 128), key=mx.random.key(8))
+    x = big[:, ::2, 32:96]  # [2, 4, 64], neither rows nor the batch contiguous
+    on = block(x)
+    with kernels.disabled():
+        off = block(mx.contiguous(x))
+    np.testing.assert_allclose(np.array(on), np.array(off), rtol=1e-5, atol=1e-5)
