@@ -17,7 +17,9 @@ namespace zoo_kernels {
 
 namespace {
 
-#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || __GNUC__ >= 8)
+// Clones need ifunc (glibc) and GCC 12's x86-64-v3 level (AVX2+FMA+F16C); elsewhere the
+// baseline build of the same code runs.
+#if defined(__x86_64__) && defined(__linux__) && !defined(__clang__) && __GNUC__ >= 12
 #define ZK_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #else
 #define ZK_CLONES
