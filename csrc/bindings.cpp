@@ -11,6 +11,8 @@ namespace nb = nanobind;
 using namespace nb::literals;
 namespace zk = zoo_kernels;
 
+namespace zoo_kernels { void bind_moe(nb::module_& m); }  // moe_bindings.cpp
+
 #define ZK_STR2(x) #x
 #define ZK_STR(x) ZK_STR2(x)
 
@@ -32,4 +34,5 @@ NB_MODULE(_ext, m) {
   m.def("set_isa", &zk::set_isa, "name"_a, "Use another (lower) instruction set: avx512, avx2, neon or generic.");
   m.def("threads", &zk::threads, "Threads the kernels use (ZOO_THREADS).");
   m.def("set_threads", &zk::set_threads, "n"_a, "Set the kernels' thread count.");
+  zk::bind_moe(m);
 }

@@ -193,3 +193,26 @@ def gather_half_mm(x, weight, indices, sorted_indices: bool = False):
     if half_ok(x, weight) and weight.ndim == 3:
         return _EXT.gather_half_mm(x, weight, indices)
     return mx.gather_mm(x, weight.swapaxes(-1, -2), rhs_indices=indices, sorted_indices=sorted_indices)
+
+
+# -- the fused feed-forward block (csrc/moe.h; zoo_registry.runtime.fused builds the arguments) ---
+
+
+def fused_ffn_available() -> bool:
+    """True when the extension loaded and has the fused SwiGLU MLP / MoE block primitive."""
+    return available() and hasattr(_EXT, "fused_ffn")
+
+
+def fused_ffn_active() -> bool:
+    """True when the fused block serves this call (:func:`active`, and the extension has it)."""
+    return active() and hasattr(_EXT, "fused_ffn")
+
+
+def fused_ffn(x, router, experts, expert_formats, shared, shared_formats, top_k: int = 0, renormalize: bool = False):
+    """``shared(x) + sum_j w_j * expert_j(x)`` in one CPU primitive (check :func:`fused_ffn_active`).
+
+    ``experts``/``shared``: the gate, up, down projections' arrays (``[w]`` for bfloat16/float16,
+    ``[w, scales, biases]`` for MLX affine 4/8-bit), ``*_formats`` their ``(bits, group_size)``
+    flattened (bits 0 for half precision); ``router`` the float ``[E, D]`` router weight or ``None``.
+    """
+    return _EXT.fused_ffn(x, router, experts, expert_formats, shared, shared_formats, top_k, renormalize)

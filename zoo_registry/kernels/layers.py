@@ -14,7 +14,7 @@ from collections import Counter
 
 import mlx.nn as nn
 
-from . import HALF, QUANT_BITS, QUANT_GROUPS, status
+from . import HALF, QUANT_BITS, QUANT_GROUPS, fused_ffn_available, status
 
 
 def adopt(model: nn.Module) -> int:
@@ -55,6 +55,10 @@ def report(model: nn.Module) -> dict:
     out["device"] = "cpu" if mx.default_device() == mx.cpu else "gpu"
     out["active"] = out["available"] and out["device"] == "cpu"
     out["layers"] = served_layers(model) if out["active"] else {}
+    if out["active"] and fused_ffn_available():  # SwiGLU MLP / MoE blocks run as one call each
+        from ..runtime.moe import fused_blocks
+
+        out["layers"].update(fused_blocks(model))
     return out
 
 

@@ -35,6 +35,11 @@ How the experts run on the CPU (:meth:`MoE.experts`; on other devices always ``S
   experts run through ``SwitchGLU`` with :class:`KernelQuantizedSwitchLinear` /
   :class:`KernelSwitchLinear`: one kernel call per projection computes the selected experts only
   (rows grouped by expert inside the kernel), no per-token loop, no host synchronisation.
+
+Before any of that, :meth:`MoE.__call__` offers the whole block (routing, experts, combine, shared
+MLP) to :func:`.fused.moe`: one kernel call on the CPU when zoo's kernels are built and every
+projection is quantized (MLX affine 4/8-bit) or half precision; the routing parameters
+(``top_k``, ``renormalize``) are the block's, so each architecture keeps its gate semantics.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchGLU, Switch
 
 from .. import kernels
 
+from . import fused
 from .linear import fp32_compute
 from .mlp import MLP
 
@@ -202,13 +208,55 @@ class MoE(nn.Module):
             return self.switch_mlp(x, inds)
         return grouped_switch_glu(self.switch_mlp, x, inds, mx.float32 if path == "grouped-fp32" else None)
 
+    def _fused_parts(self):
+        """``(router weight, shared MLP or None)`` when this block computes what the fused kernel
+        does: the :class:`Router` as is, a float ``wg`` without bias, :meth:`experts` not
+        overridden, the shared MLP an :class:`MLP`; else ``None``."""
+        wg = self.gate.wg
+        if (type(self.gate) is not Router or type(wg) is not nn.Linear or "bias" in wg
+                or type(self).experts is not MoE.experts):
+            return None
+        shared = self.get("shared_mlp")
+        if shared is not None and type(shared).__call__ is not MLP.__call__:
+            return None
+        return wg["weight"], shared
+
+    def fusable(self) -> bool:
+        """Whether :meth:`fused` serves this block (on the CPU, with zoo's kernels built)."""
+        parts = self._fused_parts()
+        return parts is not None and fused.moe_args(parts[0], self.switch_mlp, parts[1]) is not None
+
+    def fused(self, x: mx.array) -> Optional[mx.array]:
+        """The whole block in one kernel call (:func:`.fused.moe`), or ``None`` where it does not serve."""
+        parts = self._fused_parts()
+        if parts is None:
+            return None
+        renorm = (self.top_k > 1) if self.renormalize is None else bool(self.renormalize)
+        return fused.moe(x, parts[0], self.switch_mlp, parts[1], self.top_k, renorm)
+
     def __call__(self, x: mx.array) -> mx.array:
+        y = self.fused(x)
+        if y is not None:
+            return y
         inds, weights = route(self.gate(x), self.top_k, self.renormalize)  # [B, L, k] each
         y = self.experts(x, inds)  # [B, L, k, D]
         y = (y * weights[..., None]).sum(axis=-2).astype(x.dtype)  # [B, L, D], accumulated in fp32
         if "shared_mlp" in self:
             y = y + self.shared_mlp(x)
         return y
+
+
+def fused_blocks(model: nn.Module) -> dict:
+    """How many MoE blocks and SwiGLU MLPs of ``model`` run as one fused kernel call each when
+    zoo's kernels serve the CPU (``zoo load`` reports it): ``{"fused_moe_blocks": n, "fused_mlp_blocks": m}``
+    (an MoE's shared MLP is part of its block)."""
+    if not fused.enabled():
+        return {}
+    moes = [m for _, m in model.named_modules() if isinstance(m, MoE) and m.fusable()]
+    inside = {id(m.get("shared_mlp")) for m in moes}
+    mlps = [m for _, m in model.named_modules()
+            if isinstance(m, MLP) and id(m) not in inside and fused.block_args(m) is not None]
+    return {k: n for k, n in (("fused_moe_blocks", len(moes)), ("fused_mlp_blocks", len(mlps))) if n}
 
 
 # -- zoo's CPU kernels for the experts ------------------------------------------------------------
@@ -242,6 +290,7 @@ class KernelQuantizedSwitchLinear(QuantizedSwitchLinear):
 
 
 _KERNEL_SWITCH = {SwitchLinear: KernelSwitchLinear, QuantizedSwitchLinear: KernelQuantizedSwitchLinear}
+fused.accept(KernelSwitchLinear, KernelQuantizedSwitchLinear)
 
 
 def as_kernel_switch(module):

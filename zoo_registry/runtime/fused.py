@@ -1,0 +1,134 @@
+"""Fused feed-forward blocks on the CPU: a SwiGLU MLP or a whole MoE block in one kernel call.
+
+At decode (one token) a SwiGLU MLP is three products and two elementwise ops, and an MoE block
+(router matmul, softmax, top-k, gathers, three expert products, the activation, the weighted
+combine, the shared MLP) about 25 MLX ops, each a separate CPU dispatch that costs more than the
+product it wraps on a small model. When zoo's CPU kernels are built (:mod:`zoo_registry.kernels`)
+and every projection is in a format they read, :func:`mlp` and :func:`moe` hand the block to the
+``fused_ffn`` primitive (``csrc/moe.h``): one dispatch computes ``shared(x) + sum_j w_j *
+expert_j(x)`` with the routing done exactly as :func:`.moe.route` does it (float32 router,
+softmax over all experts, top-k, renormalised when the block says so), gate and up in one pass
+over the input, ``silu(gate) * up``, down, and the combine accumulated in float32 and rounded
+once. The same call serves prefill (each expert's rows multiplied as one block; docs/kernels.md).
+
+Which projections: zoo's and MLX's ``QuantizedLinear`` / mlx-lm's ``QuantizedSwitchLinear`` in
+MLX's affine 4/8-bit format (group sizes 32/64/128), and float32/bfloat16/float16 ``Linear`` /
+``SwitchLinear`` weights, without bias. Anything else (other quantization modes, sharded layers,
+a bias, a subclass that changes the block) keeps the unfused path, as do other devices,
+``ZOO_KERNELS=off`` and ``ZOO_FUSED=off`` (the unfused kernels only, for comparisons; or
+:func:`disabled`). Results equal the unfused path within float rounding (``tests/test_fused_ffn.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import List, Optional, Tuple
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwiGLU, SwitchGLU, SwitchLinear
+
+from .. import kernels
+
+Proj = Tuple[List[mx.array], Tuple[int, int]]
+_OFF = int(os.environ.get("ZOO_FUSED", "").strip().lower() in ("0", "off", "false", "no"))
+
+
+@contextmanager
+def disabled():
+    """The unfused path inside the block (zoo's kernels still serve its products): for comparisons."""
+    global _OFF
+    _OFF += 1
+    try:
+        yield
+    finally:
+        _OFF -= 1
+
+
+# The exact layer classes whose parameters mean what the kernel reads (subclasses may change the
+# product, e.g. mlx's sharded linears all-sum their output); zoo's own subclasses are added by
+# the modules that define or use them (:func:`accept`).
+_LAYERS = {nn.Linear, nn.QuantizedLinear, SwitchLinear, QuantizedSwitchLinear}
+
+
+def accept(*classes) -> None:
+    """Let layers of exactly these classes (same parameters and product as MLX's) be fused."""
+    _LAYERS.update(classes)
+
+
+def proj_args(layer) -> Optional[Proj]:
+    """``(arrays, (bits, group_size))`` for a projection the fused kernel reads, else ``None``.
+
+    Parameters are read as dict entries (a missing attribute of an ``nn.Module`` goes through its
+    Python ``__getattr__``; this runs for every block at every step)."""
+    if type(layer) not in _LAYERS or "bias" in layer:
+        return None
+    scales = layer.get("scales")
+    if scales is not None:
+        biases = layer.get("biases")
+        if (biases is not None and layer.mode == "affine" and layer.bits in kernels.QUANT_BITS
+                and layer.group_size in kernels.QUANT_GROUPS and layer.get("global_scale") is None):
+            return [layer["weight"], scales, biases], (layer.bits, layer.group_size)
+        return None
+    w = layer["weight"]
+    return ([w], (0, 0)) if w.dtype in kernels.FLOATS else None
+
+
+def block_args(block) -> Optional[Tuple[List[mx.array], List[int]]]:
+    """The arrays and flat ``(bits, group_size)`` formats of a SwiGLU block's gate, up, down."""
+    arrays: List[mx.array] = []
+    formats: List[int] = []
+    for name in ("gate_proj", "up_proj", "down_proj"):
+        got = proj_args(block[name])
+        if got is None:
+            return None
+        arrays += got[0]
+        formats += got[1]
+    return arrays, formats
+
+
+def enabled() -> bool:
+    """False under ``ZOO_FUSED=off`` or inside :func:`disabled` (the kernels may still be active)."""
+    return not _OFF
+
+
+def ready(x: mx.array) -> bool:
+    """True when the fused kernel can run for input ``x`` (built, CPU device, a float input)."""
+    return not _OFF and x.dtype in kernels.FLOATS and x.ndim >= 1 and kernels.fused_ffn_active()
+
+
+def mlp(block, x: mx.array) -> Optional[mx.array]:
+    """``down(silu(gate(x)) * up(x))`` in one kernel call, or ``None`` when it does not serve ``block``."""
+    if not ready(x):
+        return None
+    args = block_args(block)
+    if args is None:
+        return None
+    return kernels.fused_ffn(x, None, [], [], args[0], args[1])
+
+
+def moe_args(router: mx.array, glu, shared) -> Optional[tuple]:
+    """``((expert arrays, formats), (shared arrays, formats))`` when the kernel reads this MoE's
+    parts, else ``None``. ``router``: the float ``[E, D]`` router weight; ``glu``: mlx-lm's
+    ``SwitchGLU`` of the routed experts; ``shared``: a SwiGLU block or ``None``."""
+    if router.dtype not in kernels.FLOATS or type(glu) is not SwitchGLU or type(glu.activation) is not SwiGLU:
+        return None
+    experts = block_args(glu)
+    sh = ([], []) if shared is None else block_args(shared)
+    if experts is None or sh is None:
+        return None
+    return experts, sh
+
+
+def moe(x: mx.array, router: mx.array, glu, shared, top_k: int, renormalize: bool) -> Optional[mx.array]:
+    """An MoE block's output in one kernel call, or ``None`` when the kernel does not serve it.
+
+    Arguments as :func:`moe_args`; ``renormalize``: divide the top-k probabilities by their sum.
+    The caller checks that its block computes what the kernel does (:meth:`.moe.MoE.fused`).
+    """
+    args = moe_args(router, glu, shared) if ready(x) else None
+    if args is None:
+        return None
+    (experts, ef), (sh, sf) = args
+    return kernels.fused_ffn(x, router, experts, ef, sh, sf, top_k, renormalize)
