@@ -15,6 +15,7 @@
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/utils.h"
 #include "pool.h"
+#include "rows.h"
 
 namespace zoo_kernels {
 
@@ -89,62 +90,6 @@ constexpr int GEMM_MIN_ROWS = 4;         // from this many input rows per weight
 // 2-core Zen 4: a 4-bit 512x512 matrix-vector product takes 19 us on one thread, 65 us on two.
 constexpr size_t PARALLEL_MIN = 1 << 16;
 constexpr size_t PARALLEL_MIN_MATVEC_BYTES = 1 << 20;
-
-DT to_dt(mx::Dtype d) {
-  if (d == mx::float32) return F32;
-  if (d == mx::bfloat16) return BF16;
-  if (d == mx::float16) return F16;
-  throw std::invalid_argument("zoo kernels: expected a float32, bfloat16 or float16 array");
-}
-
-size_t dt_size(DT d) { return d == F32 ? 4 : 2; }
-
-void load_row(const void* src, DT dt, size_t off, int n, float* dst, int64_t stride = 1) {
-  if (stride != 1) {
-    for (int i = 0; i < n; ++i) {
-      const size_t o = off + size_t(int64_t(i) * stride);
-      dst[i] = dt == F32 ? static_cast<const float*>(src)[o]
-             : dt == BF16 ? static_cast<float>(static_cast<const mx::bfloat16_t*>(src)[o])
-                          : static_cast<float>(static_cast<const mx::float16_t*>(src)[o]);
-    }
-    return;
-  }
-  if (dt == F32) {
-    std::memcpy(dst, static_cast<const float*>(src) + off, sizeof(float) * n);
-  } else if (dt == BF16) {
-    auto p = static_cast<const mx::bfloat16_t*>(src) + off;
-    for (int i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]);
-  } else {
-    auto p = static_cast<const mx::float16_t*>(src) + off;
-    for (int i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]);
-  }
-}
-
-void store_row(void* dst, DT dt, size_t off, const float* src, int n) {
-  if (dt == F32) {
-    std::memcpy(static_cast<float*>(dst) + off, src, sizeof(float) * n);
-  } else if (dt == BF16) {
-    auto p = static_cast<mx::bfloat16_t*>(dst) + off;
-    for (int i = 0; i < n; ++i) p[i] = static_cast<mx::bfloat16_t>(src[i]);
-  } else {
-    auto p = static_cast<mx::float16_t*>(dst) + off;
-    for (int i = 0; i < n; ++i) p[i] = static_cast<mx::float16_t>(src[i]);
-  }
-}
-
-// An array's element offsets: the flat index over `shape` mapped through `strides`.
-struct Strided {
-  std::vector<int> shape;
-  std::vector<int64_t> strides;
-  int64_t loc(int64_t i) const {
-    int64_t off = 0;
-    for (int d = int(shape.size()) - 1; d >= 0; --d) {
-      off += (i % shape[d]) * strides[d];
-      i /= shape[d];
-    }
-    return off;
-  }
-};
 
 struct Job {
   bool quant;
@@ -283,16 +228,6 @@ void execute(const Job& j) {
   } else {
     for (size_t t = 0; t < tasks.size(); ++t) run_task(int(t));
   }
-}
-
-void check_cpu(const mx::Stream& s) {
-  if (s.device != mx::Device::cpu)
-    throw std::invalid_argument("zoo kernels run on the CPU only; use MLX's own ops on other devices");
-}
-
-void check_float(const mx::array& a, const char* what) {
-  if (a.dtype() != mx::float32 && a.dtype() != mx::bfloat16 && a.dtype() != mx::float16)
-    throw std::invalid_argument(std::string("zoo kernels: ") + what + " must be float32, bfloat16 or float16");
 }
 
 void check_quant(const mx::array& x, const mx::array& w, const mx::array& scales, const mx::array& biases,

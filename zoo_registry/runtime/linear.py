@@ -27,6 +27,8 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .. import kernels
+from ..kernels import step
+from .norm import RMSNorm
 
 HALF = (mx.bfloat16, mx.float16)
 UPCAST_MIN_ROWS = 8  # from this many input rows, a float32 GEMM beats the half-precision one
@@ -87,7 +89,13 @@ class QuantizedLinear(nn.QuantizedLinear):
 
 
 class QuantizedEmbedding(nn.QuantizedEmbedding):
-    """``mlx.nn.QuantizedEmbedding`` whose ``as_linear`` (a tied LM head) runs in zoo's CPU kernels."""
+    """``mlx.nn.QuantizedEmbedding`` whose lookup and ``as_linear`` (a tied LM head) run in zoo's CPU kernels."""
+
+    def __call__(self, x: mx.array) -> mx.array:
+        w, scales, biases = self["weight"], self["scales"], self.get("biases")
+        if step.rows_serve(w, scales, biases, self.group_size, self.bits, self.mode):
+            return step.quantized_rows(x, w, scales, biases, self.group_size, self.bits)
+        return super().__call__(x)
 
     def as_linear(self, x: mx.array) -> mx.array:
         return kernels.quantized_matmul(x, self["weight"], self["scales"], self.get("biases"), self.group_size,
@@ -96,12 +104,12 @@ class QuantizedEmbedding(nn.QuantizedEmbedding):
 
 # A plain nn.Linear keeps its class (float layers of plugin models run MLX's matmul); zoo's own
 # models build zoo's Linear, which sends half-precision weights to the kernels.
-_KERNEL_CLASSES = {nn.QuantizedLinear: QuantizedLinear, nn.QuantizedEmbedding: QuantizedEmbedding}
+_KERNEL_CLASSES = {nn.QuantizedLinear: QuantizedLinear, nn.QuantizedEmbedding: QuantizedEmbedding, nn.RMSNorm: RMSNorm}
 
 
 def as_kernel_layer(module):
     """``module`` with its class swapped for zoo's subclass (same parameters) if it is exactly MLX's
-    ``QuantizedLinear`` or ``QuantizedEmbedding``; anything else is returned as is."""
+    ``QuantizedLinear``, ``QuantizedEmbedding`` or ``RMSNorm``; anything else is returned as is."""
     cls = _KERNEL_CLASSES.get(type(module))
     if cls is not None:
         module.__class__ = cls
