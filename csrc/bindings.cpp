@@ -34,6 +34,8 @@ NB_MODULE(_ext, m) {
   m.def("set_isa", &zk::set_isa, "name"_a, "Use another (lower) instruction set: avx512, avx2, neon or generic.");
   m.def("threads", &zk::threads, "Threads the kernels use (ZOO_THREADS).");
   m.def("set_threads", &zk::set_threads, "n"_a, "Set the kernels' thread count.");
+  m.def("dense_mm", &zk::dense_mm, "x"_a, "w"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "x @ w.T for a float32, bfloat16 or float16 w (CPU).");
   // The rest of a decode step (step.h)
   m.def("rms_norm", &zk::rms_norm, "x"_a, "weight"_a.none(), "eps"_a, nb::kw_only(), "stream"_a = nb::none(),
         "mx.fast.rms_norm as one CPU node.");

@@ -114,7 +114,7 @@ struct Task {
 void execute(const Job& j) {
   const Table& T = select_table();
   const int K = j.K, N = j.N, G = j.quant ? K / j.gs : 0;
-  const size_t row_bytes = j.quant ? size_t(K) * j.bits / 8 : size_t(K) * 2;
+  const size_t row_bytes = j.quant ? size_t(K) * j.bits / 8 : size_t(K) * dt_size(j.wdt);
 
   // The input rows in float32 (+ the permuted copy and group sums the 4-bit matvec needs).
   std::vector<float> X(size_t(j.R) * K), XP, XS(size_t(j.R) * (G ? G : 1));
@@ -305,6 +305,18 @@ mx::array half_mm(const mx::array& x, const mx::array& w, mx::StreamOrDevice s) 
   check_float(x, "x");
   if ((w.dtype() != mx::bfloat16 && w.dtype() != mx::float16) || w.ndim() != 2)
     throw std::invalid_argument("zoo kernels: half_mm needs a 2-d bfloat16 or float16 weight");
+  if (w.shape(1) != x.shape(-1)) throw std::invalid_argument("zoo kernels: x and w disagree on the input size");
+  auto shape = x.shape();
+  shape.back() = w.shape(0);
+  return make(st, false, false, 16, 0, shape, mx::promote_types(x.dtype(), w.dtype()), {x, w});
+}
+
+mx::array dense_mm(const mx::array& x, const mx::array& w, mx::StreamOrDevice s) {
+  auto st = mx::to_stream(s);
+  check_cpu(st);
+  check_float(x, "x");
+  check_float(w, "w");
+  if (w.ndim() != 2) throw std::invalid_argument("zoo kernels: dense_mm needs a 2-d weight");
   if (w.shape(1) != x.shape(-1)) throw std::invalid_argument("zoo kernels: x and w disagree on the input size");
   auto shape = x.shape();
   shape.back() = w.shape(0);

@@ -233,3 +233,21 @@ def test_tiny_hunyuan_decode_same_tokens(quantize):
         assert int(a.argmax()) == int(b.argmax())
         toks = {True: nxt, False: nxt}
 
+
+@pytest.mark.parametrize("xdt", DTYPES)
+@pytest.mark.parametrize("rows", [1, 3, 8])
+def test_float32_weights_in_the_kernel(xdt, rows):
+    """zoo's ``Linear`` with a float32 weight: the kernel for one-row products (and without a fast
+    BLAS), MLX's matmul otherwise; the same result as MLX's float32 product either way."""
+    from zoo_registry.runtime.linear import Linear, f32_kernel, fast_sgemm
+
+    mx.random.seed(8)
+    layer = Linear(77, 45, bias=True)
+    x = mx.random.normal((rows, 77)).astype(xdt)
+    assert f32_kernel(x, layer.weight) == (rows <= 3 or not fast_sgemm())
+    got = layer(x)
+    ref = f32(x) @ layer.weight.T + layer.bias
+    assert got.dtype == ref.dtype
+    check(got, ref, f"float32 Linear rows={rows} x {xdt}", scale=10.0)
+    got_strided = ext.dense_mm(x.T.T[:, ::1], layer.weight)
+    check(got_strided, f32(x) @ layer.weight.T, "strided", scale=10.0)
