@@ -59,8 +59,9 @@ F32_KERNEL_MAX_ROWS = 3  # float32 weights: zoo's matrix-vector kernel up to thi
 def f32_kernel(x: mx.array, weight: mx.array) -> bool:
     """Whether zoo's kernel multiplies this float32 ``weight``: one-row (decode) products, where MLX's
     ``sgemm`` call with M=1 costs more than reading the weight (measured: 512x512 16 vs 18 µs with
-    BLIS, 22 vs 600 µs with MLX's bundled reference BLAS), and every product without an optimised BLAS."""
-    if weight.dtype != mx.float32 or weight.ndim != 2 or x.dtype not in kernels.FLOATS or not kernels.active():
+    BLIS, 22 vs 600 µs with MLX's bundled reference BLAS), and every product without an optimised BLAS.
+    Part of the decode-step kernels: off inside :func:`zoo_registry.kernels.step.disabled`."""
+    if weight.dtype != mx.float32 or weight.ndim != 2 or not step.serves(x):
         return False
     return x.size // max(x.shape[-1], 1) <= F32_KERNEL_MAX_ROWS or not fast_sgemm()
 
