@@ -195,15 +195,20 @@ def test_attention_layer_decodes_like_mlx(cache_kind, dtype):
     assert type(caches[True][0]) is type(make[cache_kind]())
 
 
-def test_adopt_swaps_rms_norm_and_reports_it():
+def test_rms_norm_layer_and_what_adopt_leaves_alone():
+    """zoo's RMSNorm is ``nn.RMSNorm`` computed by the kernel and counted as served; the loader's
+    ``adopt`` leaves MLX's own ``RMSNorm`` (delegated mlx-lm models stay mlx-lm's bit for bit)."""
     from zoo_registry.kernels.layers import adopt, served_layers
     from zoo_registry.runtime.norm import RMSNorm
 
-    model = nn.Sequential(nn.RMSNorm(8), nn.Linear(8, 8))
-    assert adopt(model) == 1 and type(model.layers[0]) is RMSNorm
+    mx.random.seed(9)
+    ours, theirs = RMSNorm(8), nn.RMSNorm(8)
+    ours.weight = theirs.weight = mx.random.normal((8,))
+    model = nn.Sequential(ours, theirs)
+    assert adopt(model) == 0 and type(model.layers[1]) is nn.RMSNorm
     assert served_layers(model) == {"norms": 1}
     x = mx.random.normal((2, 8))
-    check(model.layers[0](x), mx.fast.rms_norm(x, model.layers[0].weight, model.layers[0].eps), "adopted norm")
+    check(ours(x), theirs(x), "zoo's RMSNorm")
 
 
 @pytest.mark.parametrize("quantize", [None, 4])

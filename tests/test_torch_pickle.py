@@ -244,7 +244,11 @@ def test_cli_convert_then_load_without_opt_in(tiny, tmp_path):
     again = load_model(out)  # safetensors now: no opt-in needed
     assert bool(mx.array_equal(again(PROMPT), load_model(tiny)(PROMPT)))
     theirs, _ = mlx_lm.load(str(out))
-    assert bool(mx.array_equal(theirs(PROMPT), again(PROMPT)))
+    from zoo_registry import kernels
+
+    with kernels.disabled():  # on MLX's ops zoo's model is mlx-lm's, bit for bit
+        assert bool(mx.array_equal(theirs(PROMPT), again(PROMPT)))
+    assert bool(mx.allclose(theirs(PROMPT), again(PROMPT), rtol=1e-5, atol=1e-5))  # zoo's CPU kernels: rounding
 
 
 def test_mlx_lm_architecture_from_pickles(tmp_path):

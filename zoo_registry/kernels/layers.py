@@ -4,8 +4,9 @@ zoo's own ``Linear`` and MoE layers use the kernels from construction on; :func:
 that to every architecture: after loading (and quantizing) it swaps the class of each layer that
 is exactly MLX's ``QuantizedLinear`` / ``QuantizedEmbedding`` or mlx-lm's ``SwitchLinear`` /
 ``QuantizedSwitchLinear`` for zoo's subclass (same parameters, same results, MLX's ops on other
-devices), so plugin models and ``mlx_lm.convert -q`` checkpoints get them too; MLX's ``RMSNorm``
-becomes zoo's (one node instead of ~10, :mod:`zoo_registry.runtime.norm`). A plain
+devices), so plugin models and ``mlx_lm.convert -q`` checkpoints get them too. MLX's ``RMSNorm``
+keeps its class (an mlx-lm architecture zoo delegates to stays mlx-lm's model bit for bit in float);
+models built from zoo's runtime use :class:`zoo_registry.runtime.norm.RMSNorm` (one node). A plain
 ``nn.Linear`` keeps its class (a plugin's half-precision dense layers run MLX's matmul).
 """
 

@@ -28,7 +28,6 @@ import mlx.nn as nn
 
 from .. import kernels
 from ..kernels import step
-from .norm import RMSNorm
 
 HALF = (mx.bfloat16, mx.float16)
 UPCAST_MIN_ROWS = 8  # from this many input rows, a float32 GEMM beats the half-precision one
@@ -120,12 +119,12 @@ class QuantizedEmbedding(nn.QuantizedEmbedding):
 
 # A plain nn.Linear keeps its class (float layers of plugin models run MLX's matmul); zoo's own
 # models build zoo's Linear, which sends half-precision weights to the kernels.
-_KERNEL_CLASSES = {nn.QuantizedLinear: QuantizedLinear, nn.QuantizedEmbedding: QuantizedEmbedding, nn.RMSNorm: RMSNorm}
+_KERNEL_CLASSES = {nn.QuantizedLinear: QuantizedLinear, nn.QuantizedEmbedding: QuantizedEmbedding}
 
 
 def as_kernel_layer(module):
     """``module`` with its class swapped for zoo's subclass (same parameters) if it is exactly MLX's
-    ``QuantizedLinear``, ``QuantizedEmbedding`` or ``RMSNorm``; anything else is returned as is."""
+    ``QuantizedLinear`` or ``QuantizedEmbedding``; anything else is returned as is."""
     cls = _KERNEL_CLASSES.get(type(module))
     if cls is not None:
         module.__class__ = cls

@@ -3,8 +3,9 @@
 RMSNorm (Zhang & Sennrich, arXiv:1910.07467), ``x / sqrt(mean(x^2) + eps) * weight``, is the
 pre-norm of every Llama-style decoder layer and HunYuan's (arXiv:2411.02265) too. MLX's CPU backend
 computes ``mx.fast.rms_norm`` as ~10 basic ops, each a CPU dispatch; zoo's kernel
-(:func:`zoo_registry.kernels.step.rms_norm`) is one. Same parameters as ``mlx.nn.RMSNorm``; the
-loader swaps it in for ``mlx.nn.RMSNorm`` in every architecture (:func:`zoo_registry.kernels.layers.adopt`).
+(:func:`zoo_registry.kernels.step.rms_norm`) is one. Same parameters as ``mlx.nn.RMSNorm``, so a
+plugin's model uses it in its place (HunYuan's and zoo-llama's do). The loader does not swap MLX's
+own ``RMSNorm``: an mlx-lm architecture zoo delegates to stays mlx-lm's model, bit for bit in float.
 """
 
 from __future__ import annotations
