@@ -6,6 +6,8 @@
 #include "mlx/version.h"
 #include "ops.h"
 #include "kern.h"
+#include "step.h"
+#include <nanobind/stl/optional.h>
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -34,5 +36,18 @@ NB_MODULE(_ext, m) {
   m.def("set_isa", &zk::set_isa, "name"_a, "Use another (lower) instruction set: avx512, avx2, neon or generic.");
   m.def("threads", &zk::threads, "Threads the kernels use (ZOO_THREADS).");
   m.def("set_threads", &zk::set_threads, "n"_a, "Set the kernels' thread count.");
+  m.def("dense_mm", &zk::dense_mm, "x"_a, "w"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "x @ w.T for a float32, bfloat16 or float16 w (CPU).");
+  // The rest of a decode step (step.h)
+  m.def("rms_norm", &zk::rms_norm, "x"_a, "weight"_a.none(), "eps"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "mx.fast.rms_norm as one CPU node.");
+  m.def("attention_heads", &zk::attention_heads, "x"_a, "n_heads"_a, "rope_dims"_a, "traditional"_a, "base"_a.none(),
+        "scale"_a, "offset"_a, "freqs"_a.none(), "norm"_a, "norm_weight"_a.none(), "eps"_a, "norm_first"_a,
+        nb::kw_only(), "stream"_a = nb::none(),
+        "x [B, L, H*hd] -> heads [B, H, L, hd], rotated (mx.fast.rope) and RMS-normalised per head, as one CPU node.");
+  m.def("attention", &zk::attention, "q"_a, "k"_a, "v"_a, "scale"_a, "causal"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "mx.fast.scaled_dot_product_attention (no mask or causal) returned as [B, L, Hq*hd], as one CPU node.");
+  m.def("quantized_rows", &zk::quantized_rows, "ids"_a, "w"_a, "scales"_a, "biases"_a, "group_size"_a, "bits"_a,
+        nb::kw_only(), "stream"_a = nb::none(), "nn.QuantizedEmbedding's lookup (rows, dequantized) as one CPU node.");
   zk::bind_moe(m);
 }

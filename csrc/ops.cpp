@@ -15,68 +15,9 @@
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/utils.h"
 #include "pool.h"
+#include "rows.h"
 
 namespace zoo_kernels {
-
-// ---------------------------------------------------------------------------------------------
-// Instruction set
-
-namespace {
-
-const Table* best_table() {
-#if defined(__x86_64__) || defined(_M_X64)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
-    return &table_avx512();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &table_avx2();
-#endif
-  return &table_generic();
-}
-
-const Table* table_named(const std::string& name) {
-  for (const Table* t : {
-#if defined(__x86_64__) || defined(_M_X64)
-           &table_avx512(), &table_avx2(),
-#endif
-           &table_generic()})
-    if (name == t->isa) return t;
-  return nullptr;
-}
-
-int rank(const Table* t) {
-  std::string n = t->isa;
-  return n == "avx512" ? 2 : n == "avx2" ? 1 : 0;
-}
-
-std::atomic<const Table*> current{nullptr};
-
-}  // namespace
-
-const Table& select_table() {
-  const Table* t = current.load(std::memory_order_acquire);
-  if (t) return *t;
-  t = best_table();
-  if (const char* env = std::getenv("ZOO_KERNELS_ISA")) {  // a lower level only
-    const Table* forced = table_named(env);
-    if (forced && rank(forced) <= rank(t)) t = forced;
-  }
-  current.store(t, std::memory_order_release);
-  return *t;
-}
-
-std::string isa() { return select_table().isa; }
-
-void set_isa(const std::string& name) {
-  const Table* t = table_named(name);
-  if (!t || rank(t) > rank(best_table()))
-    throw std::invalid_argument("zoo kernels: instruction set '" + name + "' is not available on this CPU (best: " +
-                                best_table()->isa + ")");
-  current.store(t, std::memory_order_release);
-}
-
-int threads() { return Pool::get().threads(); }
-void set_threads(int n) { Pool::set_threads(n); }
 
 // ---------------------------------------------------------------------------------------------
 // Driver
@@ -89,62 +30,6 @@ constexpr int GEMM_MIN_ROWS = 4;         // from this many input rows per weight
 // 2-core Zen 4: a 4-bit 512x512 matrix-vector product takes 19 us on one thread, 65 us on two.
 constexpr size_t PARALLEL_MIN = 1 << 16;
 constexpr size_t PARALLEL_MIN_MATVEC_BYTES = 1 << 20;
-
-DT to_dt(mx::Dtype d) {
-  if (d == mx::float32) return F32;
-  if (d == mx::bfloat16) return BF16;
-  if (d == mx::float16) return F16;
-  throw std::invalid_argument("zoo kernels: expected a float32, bfloat16 or float16 array");
-}
-
-size_t dt_size(DT d) { return d == F32 ? 4 : 2; }
-
-void load_row(const void* src, DT dt, size_t off, int n, float* dst, int64_t stride = 1) {
-  if (stride != 1) {
-    for (int i = 0; i < n; ++i) {
-      const size_t o = off + size_t(int64_t(i) * stride);
-      dst[i] = dt == F32 ? static_cast<const float*>(src)[o]
-             : dt == BF16 ? static_cast<float>(static_cast<const mx::bfloat16_t*>(src)[o])
-                          : static_cast<float>(static_cast<const mx::float16_t*>(src)[o]);
-    }
-    return;
-  }
-  if (dt == F32) {
-    std::memcpy(dst, static_cast<const float*>(src) + off, sizeof(float) * n);
-  } else if (dt == BF16) {
-    auto p = static_cast<const mx::bfloat16_t*>(src) + off;
-    for (int i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]);
-  } else {
-    auto p = static_cast<const mx::float16_t*>(src) + off;
-    for (int i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]);
-  }
-}
-
-void store_row(void* dst, DT dt, size_t off, const float* src, int n) {
-  if (dt == F32) {
-    std::memcpy(static_cast<float*>(dst) + off, src, sizeof(float) * n);
-  } else if (dt == BF16) {
-    auto p = static_cast<mx::bfloat16_t*>(dst) + off;
-    for (int i = 0; i < n; ++i) p[i] = static_cast<mx::bfloat16_t>(src[i]);
-  } else {
-    auto p = static_cast<mx::float16_t*>(dst) + off;
-    for (int i = 0; i < n; ++i) p[i] = static_cast<mx::float16_t>(src[i]);
-  }
-}
-
-// An array's element offsets: the flat index over `shape` mapped through `strides`.
-struct Strided {
-  std::vector<int> shape;
-  std::vector<int64_t> strides;
-  int64_t loc(int64_t i) const {
-    int64_t off = 0;
-    for (int d = int(shape.size()) - 1; d >= 0; --d) {
-      off += (i % shape[d]) * strides[d];
-      i /= shape[d];
-    }
-    return off;
-  }
-};
 
 struct Job {
   bool quant;
@@ -169,7 +54,7 @@ struct Task {
 void execute(const Job& j) {
   const Table& T = select_table();
   const int K = j.K, N = j.N, G = j.quant ? K / j.gs : 0;
-  const size_t row_bytes = j.quant ? size_t(K) * j.bits / 8 : size_t(K) * 2;
+  const size_t row_bytes = j.quant ? size_t(K) * j.bits / 8 : size_t(K) * dt_size(j.wdt);
 
   // The input rows in float32 (+ the permuted copy and group sums the 4-bit matvec needs).
   std::vector<float> X(size_t(j.R) * K), XP, XS(size_t(j.R) * (G ? G : 1));
@@ -285,16 +170,6 @@ void execute(const Job& j) {
   }
 }
 
-void check_cpu(const mx::Stream& s) {
-  if (s.device != mx::Device::cpu)
-    throw std::invalid_argument("zoo kernels run on the CPU only; use MLX's own ops on other devices");
-}
-
-void check_float(const mx::array& a, const char* what) {
-  if (a.dtype() != mx::float32 && a.dtype() != mx::bfloat16 && a.dtype() != mx::float16)
-    throw std::invalid_argument(std::string("zoo kernels: ") + what + " must be float32, bfloat16 or float16");
-}
-
 void check_quant(const mx::array& x, const mx::array& w, const mx::array& scales, const mx::array& biases,
                  int group_size, int bits, int wdims) {
   if (bits != 4 && bits != 8) throw std::invalid_argument("zoo kernels: bits must be 4 or 8");
@@ -370,6 +245,18 @@ mx::array half_mm(const mx::array& x, const mx::array& w, mx::StreamOrDevice s) 
   check_float(x, "x");
   if ((w.dtype() != mx::bfloat16 && w.dtype() != mx::float16) || w.ndim() != 2)
     throw std::invalid_argument("zoo kernels: half_mm needs a 2-d bfloat16 or float16 weight");
+  if (w.shape(1) != x.shape(-1)) throw std::invalid_argument("zoo kernels: x and w disagree on the input size");
+  auto shape = x.shape();
+  shape.back() = w.shape(0);
+  return make(st, false, false, 16, 0, shape, mx::promote_types(x.dtype(), w.dtype()), {x, w});
+}
+
+mx::array dense_mm(const mx::array& x, const mx::array& w, mx::StreamOrDevice s) {
+  auto st = mx::to_stream(s);
+  check_cpu(st);
+  check_float(x, "x");
+  check_float(w, "w");
+  if (w.ndim() != 2) throw std::invalid_argument("zoo kernels: dense_mm needs a 2-d weight");
   if (w.shape(1) != x.shape(-1)) throw std::invalid_argument("zoo kernels: x and w disagree on the input size");
   auto shape = x.shape();
   shape.back() = w.shape(0);

@@ -24,6 +24,10 @@ mx::array gather_qmm(const mx::array& x, const mx::array& w, const mx::array& sc
 // x[..., K] @ w.T for a bfloat16/float16 w [N, K]. Output dtype: result_type(x, w).
 mx::array half_mm(const mx::array& x, const mx::array& w, mx::StreamOrDevice s = {});
 
+// x[..., K] @ w.T for a float32, bfloat16 or float16 w [N, K] (float32: the one-row products of
+// decode, where MLX's M=1 sgemm call costs more than reading the weight).
+mx::array dense_mm(const mx::array& x, const mx::array& w, mx::StreamOrDevice s = {});
+
 // The same for stacked half-precision experts w [E, N, K] (mx.gather_mm with rhs_indices).
 mx::array gather_half_mm(const mx::array& x, const mx::array& w, const mx::array& indices, mx::StreamOrDevice s = {});
 

@@ -35,6 +35,7 @@ from zoo_registry.runtime.attention import Attention
 from zoo_registry.runtime.linear import Linear, matmul_t
 from zoo_registry.runtime.mlp import MLP
 from zoo_registry.runtime.moe import MoE
+from zoo_registry.runtime.norm import RMSNorm
 from zoo_registry.runtime.rope import make_rope
 
 from .config import normalize, owns_kv
@@ -65,8 +66,8 @@ class DecoderLayer(nn.Module):
             shared_dims = cfg["intermediate_size"] * shared if cfg["use_mixed_mlp_moe"] and shared else None
             self.mlp = MoE(hidden, cfg["moe_intermediate_size"][layer], num_experts, cfg["moe_topk"][layer], shared_dims,
                            renormalize=cfg.get("moe_renormalize"))
-        self.input_layernorm = nn.RMSNorm(hidden, eps=eps)
-        self.post_attention_layernorm = nn.RMSNorm(hidden, eps=eps)
+        self.input_layernorm = RMSNorm(hidden, eps=eps)
+        self.post_attention_layernorm = RMSNorm(hidden, eps=eps)
 
     def __call__(self, x: mx.array, mask: Optional[Any] = None, cache: Optional[Any] = None, kv_states=None):
         r, kv_states = self.self_attn(self.input_layernorm(x), mask, cache, kv_states)
@@ -82,7 +83,7 @@ class HunYuanModel(nn.Module):
         rope = make_rope(cfg["head_dim"], cfg["rope_theta"], cfg["rope_scaling"], cfg.get("max_position_embeddings"))
         self.embed_tokens = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"])
         self.layers = [DecoderLayer(cfg, i, rope) for i in range(cfg["num_hidden_layers"])]
-        self.norm = nn.RMSNorm(cfg["hidden_size"], eps=cfg["rms_norm_eps"])
+        self.norm = RMSNorm(cfg["hidden_size"], eps=cfg["rms_norm_eps"])
 
     def __call__(self, inputs: mx.array, cache: Optional[List[Any]] = None) -> mx.array:
         h = self.embed_tokens(inputs)  # [B, L, D]

@@ -4,7 +4,9 @@ zoo's own ``Linear`` and MoE layers use the kernels from construction on; :func:
 that to every architecture: after loading (and quantizing) it swaps the class of each layer that
 is exactly MLX's ``QuantizedLinear`` / ``QuantizedEmbedding`` or mlx-lm's ``SwitchLinear`` /
 ``QuantizedSwitchLinear`` for zoo's subclass (same parameters, same results, MLX's ops on other
-devices), so plugin models and ``mlx_lm.convert -q`` checkpoints get them too. A plain
+devices), so plugin models and ``mlx_lm.convert -q`` checkpoints get them too. MLX's ``RMSNorm``
+keeps its class (an mlx-lm architecture zoo delegates to stays mlx-lm's model bit for bit in float);
+models built from zoo's runtime use :class:`zoo_registry.runtime.norm.RMSNorm` (one node). A plain
 ``nn.Linear`` keeps its class (a plugin's half-precision dense layers run MLX's matmul).
 """
 
@@ -32,13 +34,20 @@ def adopt(model: nn.Module) -> int:
 
 
 def served_layers(model: nn.Module) -> dict:
-    """How many of ``model``'s matmul layers the kernels run on the CPU, by kind."""
+    """How many of ``model``'s layers the kernels run on the CPU, by kind: matmul layers, ``norms``
+    (RMSNorm) and ``attention`` (zoo's attention layers: heads, RoPE, QK-norm and attention fused)."""
+    from ..runtime.attention import Attention
     from ..runtime.linear import Linear, QuantizedEmbedding, QuantizedLinear
     from ..runtime.moe import KernelQuantizedSwitchLinear, KernelSwitchLinear
+    from ..runtime.norm import RMSNorm
 
     counts: Counter = Counter()
     for _, m in model.named_modules():
-        if isinstance(m, (QuantizedLinear, QuantizedEmbedding, KernelQuantizedSwitchLinear)):
+        if isinstance(m, RMSNorm):
+            counts["norms"] += 1
+        elif isinstance(m, Attention):
+            counts["attention"] += 1
+        elif isinstance(m, (QuantizedLinear, QuantizedEmbedding, KernelQuantizedSwitchLinear)):
             if m.mode == "affine" and m.bits in QUANT_BITS and m.group_size in QUANT_GROUPS:
                 kind = "quantized_experts" if isinstance(m, KernelQuantizedSwitchLinear) else "quantized"
                 counts[kind] += 1

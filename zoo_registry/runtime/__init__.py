@@ -6,6 +6,7 @@
 - :mod:`.moe`: fp32-routed top-k MoE on mlx-lm's ``SwitchGLU`` with an optional shared MLP.
 - :mod:`.linear`: ``nn.Linear`` that computes half-precision products in float32 on the CPU when
   an optimised BLAS makes that faster (``fast_sgemm``, ``fp32_compute``).
+- :mod:`.norm`: ``nn.RMSNorm`` computed as one node by zoo's CPU kernels when they serve.
 - :mod:`.cache`: CLA K/V stored once per group inside mlx-lm's prompt caches (zero-byte shadows).
 
 The components know no model family; a plugin maps its config keys onto their arguments.

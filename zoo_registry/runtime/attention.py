@@ -20,6 +20,12 @@ Three ideas HunYuan-Large (Sun et al., arXiv:2411.02265) combines, kept general 
 Masks and caches follow mlx-lm: ``create_attention_mask`` / ``scaled_dot_product_attention`` from
 ``mlx_lm.models.base``, so every mlx-lm cache (``KVCache``, ``RotatingKVCache``, quantized and
 batched caches) works unchanged.
+
+On the CPU, zoo's kernels (:mod:`zoo_registry.kernels.step`) compute each projection's split into
+heads with its RoPE and QK-norm as one graph node, and the attention itself (no mask or a causal
+one, K/V not quantized, short queries) as another, already in ``o_proj``'s layout; MLX's own
+composition of the same ops has ~100 nodes per layer, each a CPU dispatch. Elsewhere, and for
+anything the kernels do not take, the MLX ops below run.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.base import scaled_dot_product_attention
 
+from ..kernels import step
 from .cache import SharedKV, advance_shadow
 from .linear import Linear
 
@@ -91,12 +98,18 @@ class Attention(nn.Module):
     def _keys_values(self, kv_states: KVStates, B: int, L: int, offset):
         """Raw ``(k, v)`` projections → post-RoPE keys (weight-free ``k / rms(k)`` with QK-norm), values."""
         keys, values = kv_states
-        keys = keys.reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)  # [B, nkv, L, hd]
-        values = values.reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)  # [B, nkv, L, hd]
-        keys = self.rope(keys, offset=offset)
-        if self.use_qk_norm:  # after RoPE, per head, without the weight (folded into the query)
-            keys = mx.fast.rms_norm(keys, None, self.key_layernorm.eps)
-        return keys, values
+        keys = step.heads(keys, self.n_kv_heads, self.rope, offset, norm=self.use_qk_norm,
+                          eps=self.key_layernorm.eps if self.use_qk_norm else 1e-5)  # [B, nkv, L, hd]
+        return keys, step.heads(values, self.n_kv_heads)  # [B, nkv, L, hd]
+
+    def _queries(self, queries: mx.array, offset) -> mx.array:
+        """``q_proj`` output → post-RoPE queries ``[B, nh, L, hd]``; with QK-norm normalised after RoPE,
+        times this layer's key-norm weight (folded: the cached keys are weight-free)."""
+        if not self.use_qk_norm:
+            return step.heads(queries, self.n_heads, self.rope, offset)
+        weight = self.query_layernorm.weight * self.key_layernorm.weight
+        return step.heads(queries, self.n_heads, self.rope, offset, norm=True, norm_weight=weight,
+                          eps=self.query_layernorm.eps)
 
     def __call__(
         self,
@@ -130,12 +143,9 @@ class Attention(nn.Module):
                     new_keys=new_keys, new_values=new_values,
                 )
 
-        queries = queries.reshape(B, L, self.n_heads, -1).transpose(0, 2, 1, 3)  # [B, nh, L, hd]
-        queries = self.rope(queries, offset=offset)
-        if self.use_qk_norm:  # query norm after RoPE, times this layer's key-norm weight (folded)
-            weight = self.query_layernorm.weight * self.key_layernorm.weight
-            queries = mx.fast.rms_norm(queries, weight, self.query_layernorm.eps)
-
+        queries = self._queries(queries, offset)  # [B, nh, L, hd]
+        if step.attention_serves(queries, keys, values, mask):  # one node, already [B, L, nh * hd]
+            return self.o_proj(step.attention(queries, keys, values, self.scale, mask)), kv_states
         out = scaled_dot_product_attention(queries, keys, values, cache=kv_cache, scale=self.scale, mask=mask)
         out = out.transpose(0, 2, 1, 3).reshape(B, L, -1)  # [B, L, nh * hd]
         return self.o_proj(out), kv_states

@@ -27,6 +27,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .. import kernels
+from ..kernels import step
 
 HALF = (mx.bfloat16, mx.float16)
 UPCAST_MIN_ROWS = 8  # from this many input rows, a float32 GEMM beats the half-precision one
@@ -51,11 +52,27 @@ def fp32_compute(rows: int, dtype: mx.Dtype, elements: int) -> bool:
     return rows >= UPCAST_MIN_ROWS or elements <= UPCAST_MAX_GEMV_ELEMENTS
 
 
+F32_KERNEL_MAX_ROWS = 3  # float32 weights: zoo's matrix-vector kernel up to this many rows, BLAS above
+
+
+def f32_kernel(x: mx.array, weight: mx.array) -> bool:
+    """Whether zoo's kernel multiplies this float32 ``weight``: one-row (decode) products, where MLX's
+    ``sgemm`` call with M=1 costs more than reading the weight (measured: 512x512 16 vs 18 µs with
+    BLIS, 22 vs 600 µs with MLX's bundled reference BLAS), and every product without an optimised BLAS.
+    Part of the decode-step kernels: off inside :func:`zoo_registry.kernels.step.disabled`."""
+    if weight.dtype != mx.float32 or weight.ndim != 2 or not step.serves(x):
+        return False
+    return x.size // max(x.shape[-1], 1) <= F32_KERNEL_MAX_ROWS or not fast_sgemm()
+
+
 def matmul_t(x: mx.array, weight: mx.array) -> mx.array:
-    """``x @ weight.T`` in ``x.dtype``: zoo's kernels for a half-precision weight on the CPU, else
-    computed in float32 when :func:`fp32_compute` says so."""
+    """``x @ weight.T`` in ``x.dtype``: zoo's kernels for a half-precision weight on the CPU (and a
+    float32 one where :func:`f32_kernel` says so), else computed in float32 when :func:`fp32_compute`
+    says so."""
     if weight.ndim == 2 and kernels.half_ok(x, weight):
         return kernels.half_matmul_t(x, weight)
+    if f32_kernel(x, weight):
+        return kernels._EXT.dense_mm(x, weight)
     if fp32_compute(x.size // x.shape[-1], weight.dtype, weight.size):
         return (x.astype(mx.float32) @ weight.astype(mx.float32).T).astype(x.dtype)
     return x @ weight.T
@@ -87,7 +104,13 @@ class QuantizedLinear(nn.QuantizedLinear):
 
 
 class QuantizedEmbedding(nn.QuantizedEmbedding):
-    """``mlx.nn.QuantizedEmbedding`` whose ``as_linear`` (a tied LM head) runs in zoo's CPU kernels."""
+    """``mlx.nn.QuantizedEmbedding`` whose lookup and ``as_linear`` (a tied LM head) run in zoo's CPU kernels."""
+
+    def __call__(self, x: mx.array) -> mx.array:
+        w, scales, biases = self["weight"], self["scales"], self.get("biases")
+        if step.rows_serve(w, scales, biases, self.group_size, self.bits, self.mode):
+            return step.quantized_rows(x, w, scales, biases, self.group_size, self.bits)
+        return super().__call__(x)
 
     def as_linear(self, x: mx.array) -> mx.array:
         return kernels.quantized_matmul(x, self["weight"], self["scales"], self.get("biases"), self.group_size,

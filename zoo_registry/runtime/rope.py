@@ -15,13 +15,15 @@ offsets as mlx-lm's batched caches pass).
 - :class:`Llama3RoPE`: Llama 3.1's frequency-dependent stretch (``rope_type: llama3``): long
   wavelengths slowed by ``factor``, short ones kept, a smooth blend in between.
 
-:func:`make_rope` picks one from a normalised ``rope_scaling`` mapping.
+:func:`make_rope` picks one from a normalised ``rope_scaling`` mapping. Each class's ``kernel_args``
+says how it calls ``mx.fast.rope``, so zoo's CPU kernels can rotate inside their fused attention-heads
+op (:func:`zoo_registry.kernels.step.heads`); a plugin's own RoPE module without it keeps its call.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -29,6 +31,9 @@ import mlx.nn as nn
 from ..errors import ConfigError
 
 Offset = Union[int, mx.array]
+# What zoo's fused attention-heads kernel needs to rotate as ``mx.fast.rope`` does:
+# (dims, traditional, base or None, scale, freqs or None).
+KernelArgs = Tuple[int, bool, Optional[float], float, Optional[mx.array]]
 
 
 def _inv_freq_powers(dims: int, base: float) -> mx.array:
@@ -48,6 +53,10 @@ class RoPE(nn.Module):
 
     def __call__(self, x: mx.array, offset: Offset = 0) -> mx.array:
         return mx.fast.rope(x, self.dims, traditional=self.traditional, base=self.base, scale=self.scale, offset=offset)
+
+    def kernel_args(self, length: int, offset: int) -> KernelArgs:
+        """``(dims, traditional, base, scale, freqs)`` of the ``mx.fast.rope`` call, for zoo's fused kernel."""
+        return self.dims, self.traditional, self.base, self.scale, None
 
 
 class LinearRoPE(RoPE):
@@ -91,6 +100,10 @@ class NTKAlphaRoPE(nn.Module):
     def __call__(self, x: mx.array, offset: Offset = 0) -> mx.array:
         return mx.fast.rope(x, self.dims, traditional=self.traditional, base=None, scale=1.0, offset=offset, freqs=self._freqs)
 
+    def kernel_args(self, length: int, offset: int) -> KernelArgs:
+        """``(dims, traditional, base, scale, freqs)`` of the ``mx.fast.rope`` call, for zoo's fused kernel."""
+        return self.dims, self.traditional, None, 1.0, self._freqs
+
 
 class DynamicNTKRoPE(nn.Module):
     """Dynamic NTK RoPE: plain RoPE up to ``max_position_embeddings``, then a base that grows.
@@ -121,6 +134,10 @@ class DynamicNTKRoPE(nn.Module):
         last = int(mx.max(offset).item()) if isinstance(offset, mx.array) else int(offset)
         base = self.base_for(x.shape[-2] + last)
         return mx.fast.rope(x, self.dims, traditional=self.traditional, base=base, scale=1.0, offset=offset)
+
+    def kernel_args(self, length: int, offset: int) -> KernelArgs:
+        """``(dims, traditional, base, scale, freqs)`` for ``length`` new positions at integer ``offset``."""
+        return self.dims, self.traditional, self.base_for(length + offset), 1.0, None
 
 
 class Llama3RoPE(nn.Module):
@@ -157,6 +174,10 @@ class Llama3RoPE(nn.Module):
 
     def __call__(self, x: mx.array, offset: Offset = 0) -> mx.array:
         return mx.fast.rope(x, self.dims, traditional=self.traditional, base=None, scale=1.0, offset=offset, freqs=self._freqs)
+
+    def kernel_args(self, length: int, offset: int) -> KernelArgs:
+        """``(dims, traditional, base, scale, freqs)`` of the ``mx.fast.rope`` call, for zoo's fused kernel."""
+        return self.dims, self.traditional, None, 1.0, self._freqs
 
 
 ROPE_TYPES = ("default", "linear", "dynamic", "ntk_alpha", "llama3")

@@ -15,6 +15,7 @@ from mlx_lm.models.base import create_attention_mask
 
 from zoo_registry.runtime.attention import Attention
 from zoo_registry.runtime.mlp import MLP
+from zoo_registry.runtime.norm import RMSNorm
 from zoo_registry.runtime.rope import make_rope
 
 from .config import normalize
@@ -29,8 +30,8 @@ class DecoderLayer(nn.Module):
             bias=cfg["attention_bias"] or cfg["qkv_bias"], o_bias=cfg["attention_bias"],
         )
         self.mlp = MLP(D, cfg["intermediate_size"], bias=cfg["mlp_bias"])
-        self.input_layernorm = nn.RMSNorm(D, eps=eps)
-        self.post_attention_layernorm = nn.RMSNorm(D, eps=eps)
+        self.input_layernorm = RMSNorm(D, eps=eps)
+        self.post_attention_layernorm = RMSNorm(D, eps=eps)
 
     def __call__(self, x: mx.array, mask=None, cache=None) -> mx.array:
         h = x + self.self_attn(self.input_layernorm(x), mask, cache)[0]  # [0]: no K/V sharing here
@@ -43,7 +44,7 @@ class LlamaModel(nn.Module):
         rope = make_rope(cfg["head_dim"], cfg["rope_theta"], cfg["rope_scaling"], cfg.get("max_position_embeddings"))
         self.embed_tokens = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"])
         self.layers = [DecoderLayer(cfg, rope) for _ in range(cfg["num_hidden_layers"])]
-        self.norm = nn.RMSNorm(cfg["hidden_size"], eps=cfg["rms_norm_eps"])
+        self.norm = RMSNorm(cfg["hidden_size"], eps=cfg["rms_norm_eps"])
 
     def __call__(self, inputs: mx.array, cache=None) -> mx.array:
         h = self.embed_tokens(inputs)  # [B, L, D]

@@ -1,0 +1,91 @@
+// Helpers the operations share: dtypes, reading and writing rows of float32/bfloat16/float16
+// arrays as float32, strided element offsets, argument checks.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kern.h"
+#include "mlx/array.h"
+
+namespace zoo_kernels {
+
+namespace mx = mlx::core;
+
+inline DT to_dt(mx::Dtype d) {
+  if (d == mx::float32) return F32;
+  if (d == mx::bfloat16) return BF16;
+  if (d == mx::float16) return F16;
+  throw std::invalid_argument("zoo kernels: expected a float32, bfloat16 or float16 array");
+}
+
+inline size_t dt_size(DT d) { return d == F32 ? 4 : 2; }
+
+inline void load_row(const void* src, DT dt, size_t off, int n, float* dst, int64_t stride = 1) {
+  if (stride != 1) {
+    for (int i = 0; i < n; ++i) {
+      const size_t o = off + size_t(int64_t(i) * stride);
+      dst[i] = dt == F32 ? static_cast<const float*>(src)[o]
+             : dt == BF16 ? static_cast<float>(static_cast<const mx::bfloat16_t*>(src)[o])
+                          : static_cast<float>(static_cast<const mx::float16_t*>(src)[o]);
+    }
+    return;
+  }
+  if (dt == F32) {
+    std::memcpy(dst, static_cast<const float*>(src) + off, sizeof(float) * n);
+  } else if (dt == BF16) {
+    auto p = static_cast<const mx::bfloat16_t*>(src) + off;
+    for (int i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]);
+  } else {
+    auto p = static_cast<const mx::float16_t*>(src) + off;
+    for (int i = 0; i < n; ++i) dst[i] = static_cast<float>(p[i]);
+  }
+}
+
+inline void store_row(void* dst, DT dt, size_t off, const float* src, int n) {
+  if (dt == F32) {
+    std::memcpy(static_cast<float*>(dst) + off, src, sizeof(float) * n);
+  } else if (dt == BF16) {
+    auto p = static_cast<mx::bfloat16_t*>(dst) + off;
+    for (int i = 0; i < n; ++i) p[i] = static_cast<mx::bfloat16_t>(src[i]);
+  } else {
+    auto p = static_cast<mx::float16_t*>(dst) + off;
+    for (int i = 0; i < n; ++i) p[i] = static_cast<mx::float16_t>(src[i]);
+  }
+}
+
+// An array's element offsets: the flat index over `shape` mapped through `strides`.
+struct Strided {
+  std::vector<int> shape;
+  std::vector<int64_t> strides;
+  int64_t loc(int64_t i) const {
+    int64_t off = 0;
+    for (int d = int(shape.size()) - 1; d >= 0; --d) {
+      off += (i % shape[d]) * strides[d];
+      i /= shape[d];
+    }
+    return off;
+  }
+};
+
+inline void check_cpu(const mx::Stream& s) {
+  if (s.device != mx::Device::cpu)
+    throw std::invalid_argument("zoo kernels run on the CPU only; use MLX's own ops on other devices");
+}
+
+inline void check_float(const mx::array& a, const char* what) {
+  if (a.dtype() != mx::float32 && a.dtype() != mx::bfloat16 && a.dtype() != mx::float16)
+    throw std::invalid_argument(std::string("zoo kernels: ") + what + " must be float32, bfloat16 or float16");
+}
+
+// One element of a float32/bfloat16/float16 array as float32.
+inline float load_one(const void* src, DT dt, int64_t i) {
+  return dt == F32 ? static_cast<const float*>(src)[i]
+       : dt == BF16 ? static_cast<float>(static_cast<const mx::bfloat16_t*>(src)[i])
+                    : static_cast<float>(static_cast<const mx::float16_t*>(src)[i]);
+}
+
+}  // namespace zoo_kernels
