@@ -16,7 +16,7 @@ from pathlib import Path
 import zoo_registry
 
 ROOT = Path(zoo_registry.__file__).resolve().parent
-DOC = ROOT.parent / "docs" / "public-api.md"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "public-api.md"  # the repository's docs (not installed)
 
 # module (relative to the package) -> the functions that may resolve the default registry
 BOUNDARY = {
