@@ -30,7 +30,8 @@ def register_components(register):
     register("zoo.rope.llama3", _RUNTIME + "rope:Llama3RoPE", "RoPE with Llama 3.1's wavelength-dependent scaling")
     register("zoo.rope.make", _RUNTIME + "rope:make_rope", "builds the RoPE variant a config's rope_scaling names")
     register("zoo.attention", _RUNTIME + "attention:Attention",
-             "GQA attention (arXiv:2305.13245), optional QK-norm (arXiv:2010.04245), cross-layer K/V sharing (CLA, arXiv:2405.12981)")
+             "GQA attention (arXiv:2305.13245), optional QK-norm (arXiv:2010.04245; before or after RoPE, "
+             "per head or over the projection), cross-layer K/V sharing (CLA, arXiv:2405.12981)")
     register("zoo.mlp", _RUNTIME + "mlp:MLP", "SwiGLU MLP")
     register("zoo.moe", _RUNTIME + "moe:MoE", "top-k MoE with fp32 router, optional shared MLP, on mlx-lm's SwitchGLU")
     register("zoo.moe.router", _RUNTIME + "moe:Router", "the MoE's fp32 router (kept in full precision when quantizing)")
