@@ -64,6 +64,19 @@ def test_kv_heads_must_divide():
     assert "num_key_value_heads" in e.value.hint
 
 
+def test_a_whole_projection_qk_norm_is_refused_at_shard_time():
+    # OLMo 2's QK-norm spans every head; a rank holding half the heads would normalise the wrong RMS
+    attn = Attention(128, 8, 4, 16, make_rope(16, 10000.0, None, None), qk_norm=True,
+                     qk_norm_placement="before_rope", qk_norm_scope="projection", qk_norm_names=("q_norm", "k_norm"))
+    before = snapshot(attn)
+    with pytest.raises(ConfigError) as e:
+        shard_attention(attn, Group(2), where="model.layers.0.self_attn")
+    assert str(e.value).startswith("model.layers.0.self_attn: a QK-norm over the whole projection")
+    assert "one process" in e.value.hint
+    assert snapshot(attn) == before
+    shard_attention(attention(), Group(2))  # a per-head norm splits with its heads
+
+
 def test_mlp_intermediate_must_divide():
     with pytest.raises(ConfigError) as e:
         shard_mlp(MLP(64, 96), Group(5), where="model.layers.0.mlp")

@@ -68,6 +68,12 @@ def check_attention(attn: Attention, N: int, where: str = "self_attn") -> None:
         f"{attn.n_kv_heads} key/value heads cannot be split across {N} ranks",
         "KV heads are split, not replicated; use a number of ranks that divides num_key_value_heads",
     )
+    _need(
+        not (getattr(attn, "use_qk_norm", False) and getattr(attn, "qk_norm_scope", "head") == "projection"),
+        where,
+        "a QK-norm over the whole projection (qk_norm_scope='projection', OLMo 2) cannot be split across ranks",
+        "its RMS spans every head, and tensor parallelism gives each rank only some heads; run this model in one process",
+    )
     _check_input_split(attn.o_proj, N, where, "o_proj")
 
 
