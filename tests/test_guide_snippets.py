@@ -31,6 +31,7 @@ import mlx.core as mx
 import pytest
 import yaml
 
+import guide_model_drivers
 from test_docs import ROOT, snippets
 
 try:
@@ -247,6 +248,8 @@ def _drive(path, name, obj, module, request):
         import inspect
 
         obj(**{p: fixtures[p] for p in inspect.signature(obj).parameters})
+    elif name in guide_model_drivers.DRIVERS:  # the whole model, the card generator, a renamed component
+        guide_model_drivers.DRIVERS[name](obj, module, tmp_path)
     else:
         raise AssertionError(f"{path}: no driver calls {name}; add one")
 

@@ -106,10 +106,12 @@ def _generated(card, progress=None) -> Path:
     try:
         func(folder, seed, **kwargs)
         ok = True
-    except FileExistsError:
+    except FileExistsError as e:
         ok = (folder / "config.json").is_file()  # another process built it first
-        if not ok:
-            raise
+        if not ok:  # a folder without config.json: what an interrupted, non-atomic generator leaves
+            raise PluginError(f"{card.where('source.generate')}: {folder} exists but holds no config.json, so generator "
+                              f"{card.source['generate']!r} would not write into it",
+                              hint=f"remove {folder} (an interrupted generation left it) and try again") from e
     except ZooError:
         raise
     except Exception as e:  # noqa: BLE001 - plugin code may raise anything

@@ -17,7 +17,11 @@ def register_architectures(register):
 
 @hookimpl
 def register_components(register):
-    register("llama3_rope", "zoo_registry.runtime.rope:Llama3RoPE", "RoPE with Llama 3.1's wavelength-dependent scaling")
+    register("zoo_llama.decoder_layer", "zoo_llama.model:DecoderLayer",
+             "Llama / Qwen2 pre-norm decoder layer (GQA attention + SwiGLU MLP) built from zoo's runtime")
+    # zoo-llama 0.1 registered zoo's own Llama3RoPE under this name; it still answers, with a
+    # ZooWarning naming zoo.rope.llama3 (see zoo_llama/deprecated.py)
+    register("llama3_rope", "zoo_llama.deprecated:Llama3RoPE", "deprecated: use zoo.rope.llama3")
 
 
 @hookimpl

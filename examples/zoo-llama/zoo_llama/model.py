@@ -17,6 +17,7 @@ from zoo_registry.runtime.attention import Attention
 from zoo_registry.runtime.mlp import MLP
 from zoo_registry.runtime.norm import RMSNorm
 from zoo_registry.runtime.rope import make_rope
+from zoo_registry.runtime.sharding import shard_layers
 
 from .config import normalize
 
@@ -39,24 +40,30 @@ class DecoderLayer(nn.Module):
 
 
 class LlamaModel(nn.Module):
+    """The decoder stack: token embedding, the layers, the final norm (HF's ``model.*`` names)."""
+
     def __init__(self, cfg: dict):
         super().__init__()
         rope = make_rope(cfg["head_dim"], cfg["rope_theta"], cfg["rope_scaling"], cfg.get("max_position_embeddings"))
         self.embed_tokens = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"])
-        self.layers = [DecoderLayer(cfg, rope) for _ in range(cfg["num_hidden_layers"])]
+        self.layers = [DecoderLayer(cfg, rope) for _ in range(cfg["num_hidden_layers"])]  # one RoPE, shared
         self.norm = RMSNorm(cfg["hidden_size"], eps=cfg["rms_norm_eps"])
 
     def __call__(self, inputs: mx.array, cache=None) -> mx.array:
-        h = self.embed_tokens(inputs)  # [B, L, D]
-        cache = cache or [None] * len(self.layers)
-        mask = create_attention_mask(h, cache[0])
+        h = self.embed_tokens(inputs)  # [B, L] -> [B, L, D]
+        cache = cache or [None] * len(self.layers)  # mlx-lm's prompt caches: one per layer, or none
+        mask = create_attention_mask(h, cache[0])  # mlx-lm's causal mask ("causal", or None for one token)
         for layer, c in zip(self.layers, cache):
-            h = layer(h, mask, c)
+            h = layer(h, mask, c)  # each layer appends its K/V to its own cache
         return self.norm(h)
 
 
 class Model(nn.Module):
-    """Causal LM following mlx-lm's model protocol: ``model(ids[B, L], cache) -> logits[B, L, V]``."""
+    """Causal LM following mlx-lm's model protocol: ``model(ids[B, L], cache) -> logits[B, L, V]``.
+
+    ``layers`` tells mlx-lm how many caches to make; ``shard(group)`` splits the model for
+    ``mlx.launch`` (tensor parallelism from :mod:`zoo_registry.runtime.sharding`).
+    """
 
     def __init__(self, config: dict):
         super().__init__()
@@ -69,8 +76,17 @@ class Model(nn.Module):
 
     def __call__(self, inputs: mx.array, cache=None) -> mx.array:
         out = self.model(inputs, cache)
-        return self.lm_head(out) if "lm_head" in self else self.model.embed_tokens.as_linear(out)
+        if "lm_head" in self:
+            return self.lm_head(out)
+        return self.model.embed_tokens.as_linear(out)  # tied head: the embedding matrix, transposed
 
     @property
     def layers(self):
         return self.model.layers
+
+    def shard(self, group=None):
+        """Split every layer's attention heads and MLP across ``group`` (default: the launched
+        group), in place; embedding, norms and head stay whole. Raises ``ConfigError`` when a
+        size does not divide by the group size, before any weight moves."""
+        group = group or mx.distributed.init()
+        shard_layers(self.layers, group)
