@@ -14,7 +14,10 @@ what zoo ran before them) in alternation, medians of ``--reps``:
 (one core's worth of competing load) during the measurement. The machine's single-thread memory
 bandwidth (numpy sum over 512 MB) is printed for the "fraction of the bandwidth bound" figure.
 
-    python benchmarks/bench_kernels.py [--parts ops,model] [--threads 1,2] [--compete] [--reps 5]
+- ``matvec``: every one-row product kernel (4/8-bit, bfloat16, float16, float32 weights) alone, its
+  weight bandwidth against the machine's single-thread read bandwidth, weights in and out of cache.
+
+    python benchmarks/bench_kernels.py [--parts ops,matvec,model] [--threads 1,2] [--compete] [--reps 5]
 """
 
 from __future__ import annotations
@@ -203,6 +206,44 @@ def run_model(reps: int, prompt: int, steps: int, bandwidth: float) -> list:
             "|---|---|---|---|---|---|---|---|", *rows]
 
 
+def run_matvec(reps: int, bandwidth: float) -> list:
+    """Every one-row (decode) product kernel's weight bandwidth against the machine's read bandwidth.
+
+    "cold": one product per ``eval`` on rotating copies of the weights (> 96 MB in all, more than the
+    L3 cache), what a decode step sees; "hot": the same weights back to back (cache-resident if small)."""
+    from zoo_registry.kernels import _ext as ext
+
+    empty = timed(lambda: mx.zeros((1,)) + 1, 50)[0]
+    rows = []
+    for N, Kd in ((4096, D), (V, D)):
+        w = mx.random.normal((N, Kd)) * 0.05
+        x = mx.random.normal((1, Kd))
+        for fmt in ("q4", "q8", "bf16", "f16", "f32"):
+            if fmt[0] == "q":
+                bits = int(fmt[1])
+                one = mx.quantize(w, group_size=64, bits=bits)
+                fn = lambda a, bits=bits: ext.qmm(x, a[0], a[1], a[2], 64, bits, stream=mx.cpu)  # noqa: E731
+            elif fmt == "f32":
+                one = (w,)
+                fn = lambda a: ext.dense_mm(x, a[0], stream=mx.cpu)  # noqa: E731
+            else:
+                one = (w.astype(mx.bfloat16 if fmt == "bf16" else mx.float16),)
+                fn = lambda a: ext.half_mm(x, a[0], stream=mx.cpu)  # noqa: E731
+            nbytes = sum(a.nbytes for a in one)
+            copies = [tuple(a + 0 for a in one)
+                      for _ in range(max(1, (96 << 20) // nbytes + 1))]
+            mx.eval(copies)
+            hot = timed(lambda: fn(copies[0]), reps * 10)[0]
+            it = iter(range(1 << 30))
+            cold = timed(lambda: fn(copies[next(it) % len(copies)]), max(len(copies), reps * 10))[0]
+            rows.append(f"| {fmt} {N}x{Kd} | {nbytes / 1e6:.2f} | {cold * 1e6:.0f} | {nbytes / cold / 1e9:.1f} "
+                        f"({nbytes / cold / bandwidth:.0%}) | {hot * 1e6:.0f} | {nbytes / hot / 1e9:.1f} |")
+            del copies
+    return [f"One-row products (an empty eval takes {empty * 1e6:.0f} us, included below):", "",
+            "| weights | MB | cold us | cold GB/s (of the read bandwidth) | hot us | hot GB/s |",
+            "|---|---|---|---|---|---|", *rows]
+
+
 def single_thread_bandwidth() -> float:
     a = np.ones(128 * 1024 * 1024 // 4 * 4, dtype=np.float32)  # 512 MB
     a.sum()
@@ -240,6 +281,8 @@ def main(argv=None) -> int:
             print(f"\n## {n} kernel thread{'s' if n > 1 else ''}\n")
             if "ops" in args.parts:
                 print("\n".join(run_ops(args.reps)) + "\n")
+            if "matvec" in args.parts:
+                print("\n".join(run_matvec(args.reps, bw)) + "\n")
             if "model" in args.parts:
                 print("\n".join(run_model(max(1, args.reps // 2), args.prompt, args.steps, bw)) + "\n")
             print(f"load average after: {os.getloadavg()[0]:.2f}")
