@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE))
 
 import checkpoints  # noqa: E402
 
-BANDWIDTH = 21e9  # bytes/s: numpy sum, one thread, on this machine (shared/reference/cpu-performance.md)
+BANDWIDTH = 21e9  # bytes/s: numpy sum, one thread, on the benchmark machine (benchmarks/llamacpp/bench.py measures it each run)
 MLX_LM_BF16 = "n/a (GatherMM float32 only)"
 IMPLS = ("zoo", "mlx-lm", "torch")
 

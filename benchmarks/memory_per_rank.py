@@ -2,7 +2,8 @@
 
 Nothing is estimated by hand: for every (model, precision, ranks) the script builds the real zoo
 model from the config file (``plugin/zoo_hunyuan/schemas/examples/hunyuan-large.json`` and
-``hunyuan-a13b-instruct.json``, the values of /work/shared/reference/hunyuan.md section 4),
+``hunyuan-a13b-instruct.json``: the released ``config.json`` values of
+https://huggingface.co/tencent/Tencent-Hunyuan-Large and https://huggingface.co/tencent/Hunyuan-A13B-Instruct),
 casts it to bfloat16 or quantizes it the way ``zoo load --quantize 4`` does (affine, 4 bits,
 group size 64, bfloat16 scales *and* biases per group of 64, i.e. 4.5 bits per weight; the MoE
 router stays bfloat16), shards it with ``model.shard(group)`` exactly as a rank would, and adds
