@@ -100,15 +100,11 @@ def prepare_source(name: str, registry):
 
 def finish_loading(model, info=None) -> None:
     """Read the (lazily mapped) weights layer by layer with a progress bar; add the time to ``info``."""
-    from ..errors import CheckpointError
     from ..generation import evaluate_with_progress
+    from ..loading.integrity import reading_weights
 
-    try:
+    with reading_weights(info.path if info is not None else "the checkpoint"):
         seconds = evaluate_with_progress(model)
-    except (RuntimeError, ValueError, OSError) as e:  # MLX reading a damaged or changed weight file
-        where = info.path if info is not None else "the checkpoint"
-        raise CheckpointError(f"{where}: reading the weights failed: {e}",
-                              hint="a weight file is damaged or changed while loading; download or convert it again") from None
     if info is not None:
         info.seconds += seconds
 
@@ -181,19 +177,14 @@ def load_sharded(source, group, options: dict, tokenizer: bool):
     import time
 
     from .. import distributed
-    from ..errors import CheckpointError, ZooError
+    from ..loading.integrity import reading_weights
 
     start = time.perf_counter()
-    try:
+    with reading_weights(source):
         if tokenizer:
             model, tok, info = distributed.sharded_load(source, group, **options)
         else:
             (model, info), tok = distributed.sharded_load_model(source, group, **options), None
-    except ZooError:
-        raise
-    except (RuntimeError, ValueError, OSError) as e:  # MLX reading a damaged or changed weight file
-        raise CheckpointError(f"{source}: reading the weights failed: {e}",
-                              hint="a weight file is damaged or changed while loading; download or convert it again") from None
     info.seconds = time.perf_counter() - start
     return model, tok, info
 

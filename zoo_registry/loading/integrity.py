@@ -10,10 +10,25 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..checkpoint import Checkpoint
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, ZooError
+
+
+@contextmanager
+def reading_weights(where):
+    """Around evaluating lazily mapped weights: an error MLX raises while reading them (a damaged
+    or changed weight file) becomes a :class:`CheckpointError` naming ``where``; zoo's own errors
+    pass through."""
+    try:
+        yield
+    except ZooError:
+        raise
+    except (RuntimeError, ValueError, OSError) as e:
+        raise CheckpointError(f"{where}: reading the weights failed: {e}",
+                              hint="a weight file is damaged or changed while loading; download or convert it again") from None
 
 
 def evaluate(model, path: Path) -> None:
@@ -28,14 +43,12 @@ def evaluate(model, path: Path) -> None:
     from mlx.utils import tree_flatten
 
     try:
-        for _, value in tree_flatten(model.parameters()):
-            mx.eval(value)
+        with reading_weights(path):
+            for _, value in tree_flatten(model.parameters()):
+                mx.eval(value)
     except MemoryError:
         raise CheckpointError(f"{path}: not enough memory to load the weights ({_model_bytes(model) / 2**30:.1f} GiB)",
                               hint="quantize (--quantize 4), pick a smaller model, or close other programs") from None
-    except (RuntimeError, ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: reading the weights failed: {e}",
-                              hint="a weight file is damaged or changed while loading; download or convert it again") from None
 
 
 def _model_bytes(model) -> int:
