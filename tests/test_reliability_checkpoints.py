@@ -9,6 +9,7 @@ served one) live in tests/test_loading_sources.py; docs/reliability.md lists the
 import json
 import os
 import shutil
+import types
 import warnings
 
 import mlx.core as mx
@@ -293,3 +294,27 @@ def test_mlx_lm_builtin_with_a_config_it_cannot_use(tmp_path):
     with pytest.raises(CheckpointError) as e:
         plan(folder)
     assert str(e.value) == f"{folder}: mlx-lm could not build model_type 'llama' from config.json: {message}"
+
+
+@pytest.mark.parametrize("read", ["evaluate", "cli"])
+def test_a_weight_file_cut_after_mapping_names_the_folder(tmp_path, read):
+    # the header check passed, then the file changed under the lazy map: MLX's own read error
+    # ("[read] Unable to read from file.") must come out as a CheckpointError naming the folder
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    from zoo_registry.cli.pipeline import finish_loading
+    from zoo_registry.loading.integrity import evaluate
+
+    path = tmp_path / "model.safetensors"
+    mx.save_safetensors(str(path), {"weight": mx.ones((256, 1024))})
+    layer = nn.Linear(1024, 256, bias=False)
+    layer.load_weights(list(mx.load(str(path)).items()))
+    os.truncate(path, 200)
+    with pytest.raises(CheckpointError) as e:
+        if read == "evaluate":
+            evaluate(layer, tmp_path)
+        else:
+            finish_loading(layer, types.SimpleNamespace(path=tmp_path, seconds=0.0))
+    assert str(e.value).startswith(f"{tmp_path}: reading the weights failed: [read]")
+    assert e.value.hint == "a weight file is damaged or changed while loading; download or convert it again"
