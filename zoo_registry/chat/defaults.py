@@ -14,7 +14,7 @@ it came from, so ``zoo generate`` can say it. The sampler and logits processors 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -23,7 +23,6 @@ from ..errors import ConfigError
 FILE = "generation_config.json"
 ZOO = "zoo default"
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
-_ZOO_DEFAULTS = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": None}
 # transformers' global defaults for what a sampling generation_config.json leaves out
 _TRANSFORMERS_SAMPLING = {"temperature": 1.0, "top_k": 50, "top_p": 1.0}
 
@@ -80,6 +79,10 @@ class Sampling:
             line += f"; stops at {', '.join(names)} ({'the same file' if source in groups else source})"
         return line
 
+
+
+# zoo's own defaults (greedy): the dataclass's, for every key a generation_config.json may leave out
+_ZOO_DEFAULTS = {f.name: f.default for f in fields(Sampling) if f.name in SAMPLING_KEYS}
 
 def read_generation_config(folder) -> Tuple[Optional[dict], Optional[Path]]:
     """``(settings, path)`` from ``folder/generation_config.json``, checked; ``(None, None)`` if absent."""
