@@ -18,8 +18,12 @@ const Table* best_table() {
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma")) {
+#if defined(ZOO_HAVE_AVX512BF16)
+    if (__builtin_cpu_supports("avx512bf16")) return &table_avx512bf16();
+#endif
     return &table_avx512();
+  }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &table_avx2();
 #endif
   return &table_generic();
@@ -28,6 +32,9 @@ const Table* best_table() {
 const Table* table_named(const std::string& name) {
   for (const Table* t : {
 #if defined(__x86_64__) || defined(_M_X64)
+#if defined(ZOO_HAVE_AVX512BF16)
+           &table_avx512bf16(),
+#endif
            &table_avx512(), &table_avx2(),
 #endif
            &table_generic()})
@@ -37,7 +44,7 @@ const Table* table_named(const std::string& name) {
 
 int rank(const Table* t) {
   std::string n = t->isa;
-  return n == "avx512" ? 2 : n == "avx2" ? 1 : 0;
+  return n == "avx512bf16" ? 3 : n == "avx512" ? 2 : n == "avx2" ? 1 : 0;
 }
 
 std::atomic<const Table*> current{nullptr};

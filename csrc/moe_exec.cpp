@@ -51,8 +51,9 @@ void store(DT dt, void* p, int64_t i, float v) {
 struct Operand {
   const float* x = nullptr;  // [rows, K] in order (GEMM input)
   int K = 0, G = 1;
+  size_t stride = 0;  // floats per row of perm (the kernel table's xp_len(K))
   std::vector<float> perm, sums;
-  const float* xp(int r) const { return (perm.empty() ? x : perm.data()) + size_t(r) * K; }
+  const float* xp(int r) const { return perm.empty() ? x + size_t(r) * K : perm.data() + size_t(r) * stride; }
   const float* xs(int r) const { return sums.empty() ? nullptr : sums.data() + size_t(r) * G; }
   const float* row(int r) const { return x + size_t(r) * K; }
 };
@@ -71,8 +72,9 @@ void prepare(const Table& T, const float* x, int rows, int K, const WDesc& w, Op
       op.sums[size_t(r) * op.G + g] = s;
     }
   if (w.bits == 4) {
-    op.perm.resize(size_t(rows) * K);
-    for (int r = 0; r < rows; ++r) T.permute4(x + size_t(r) * K, K, op.perm.data() + size_t(r) * K);
+    op.stride = T.xp_len(K);
+    op.perm.resize(size_t(rows) * op.stride);
+    for (int r = 0; r < rows; ++r) T.permute4(x + size_t(r) * K, K, op.perm.data() + size_t(r) * op.stride);
   }
 }
 

@@ -69,11 +69,12 @@ void execute(const Job& j) {
       }
     }
     if (j.bits == 4) {
-      XP.resize(X.size());
-      for (int r = 0; r < j.R; ++r) T.permute4(X.data() + size_t(r) * K, K, XP.data() + size_t(r) * K);
+      XP.resize(size_t(j.R) * T.xp_len(K));
+      for (int r = 0; r < j.R; ++r) T.permute4(X.data() + size_t(r) * K, K, XP.data() + size_t(r) * T.xp_len(K));
     }
   }
   const float* xp = XP.empty() ? X.data() : XP.data();
+  const size_t xstride = XP.empty() ? size_t(K) : T.xp_len(K);  // floats per row of xp
 
   // Rows of each used expert (dense: one "expert" with every row).
   std::vector<int> experts;
@@ -158,7 +159,7 @@ void execute(const Job& j) {
     } else {
       ybuf.resize(width);
       for (int r : rs) {
-        T.matvec(wd, xp + size_t(r) * K, XS.data() + size_t(r) * (G ? G : 1), task.n0, task.n1, ybuf.data());
+        T.matvec(wd, xp + size_t(r) * xstride, XS.data() + size_t(r) * (G ? G : 1), task.n0, task.n1, ybuf.data());
         store_row(j.out, j.odt, size_t(r) * N + task.n0, ybuf.data(), width);
       }
     }

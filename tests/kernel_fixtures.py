@@ -1,5 +1,5 @@
 """Shared by the tests of zoo's CPU kernels: skip (or, in CI, fail) without the extension, and
-run a test on every instruction set this CPU has (x86-64: avx512 > avx2 > generic)."""
+run a test on every instruction set this CPU has (x86-64: avx512bf16 > avx512 > avx2 > generic)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ def require_kernels(built: bool) -> None:
     pytest.skip(f"zoo's CPU kernels are not built: {kernels.status().reason}", allow_module_level=True)
 
 
+# x86-64's kernel tables, best first (csrc/isa.cpp); arm64 and others have one ("neon"/"generic").
+X86_LADDER = ["avx512bf16", "avx512", "avx2", "generic"]
+
+
 def isas() -> list:
     """The best instruction set of this CPU and every lower one."""
     best = kernels._EXT.isa()
-    return {"avx512": ["avx512", "avx2", "generic"], "avx2": ["avx2", "generic"]}.get(best, [best])
+    return X86_LADDER[X86_LADDER.index(best):] if best in X86_LADDER else [best]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 Every product is compared with MLX computing the same thing: the reference is MLX's op on float32
 inputs (its float32 CPU kernels accumulate in float32), cast to the output dtype, so the kernels
 must agree to float32 accumulation error plus one rounding of the output. Each instruction set
-this CPU runs (AVX-512 / AVX2 / NEON / the portable code) and 1 and 2 threads are checked.
+this CPU runs (AVX-512 with BF16 / AVX-512 / AVX2 / NEON / the portable code) and 1 and 2 threads are checked.
 """
 
 import os
@@ -22,9 +22,11 @@ if not kernels.available():
         pytest.fail(f"zoo's CPU kernels must be built in CI: {kernels.status().reason}", pytrace=False)
     pytest.skip(f"zoo's CPU kernels are not built: {kernels.status().reason}", allow_module_level=True)
 
+from kernel_fixtures import isas  # noqa: E402
+
 ext = kernels._EXT
-# the best instruction set of this CPU and every lower one (x86-64: avx512 > avx2 > generic)
-ISAS = {"avx512": ["avx512", "avx2", "generic"], "avx2": ["avx2", "generic"]}.get(ext.isa(), [ext.isa()])
+# the best instruction set of this CPU and every lower one (x86-64: avx512bf16 > avx512 > avx2 > generic)
+ISAS = isas()
 ROUNDING = {mx.float32: 0.0, mx.bfloat16: 2.0**-8, mx.float16: 2.0**-11}  # half an ulp, relative
 
 
@@ -77,6 +79,28 @@ def test_qmm_matches_mlx(isa, threads, bits, gs, dtype):
                                   group_size=gs, bits=bits)
         assert got.dtype == dtype
         check(got, ref, mx.abs(xf) @ mx.abs(deq).T, f"q{bits} g{gs} {dtype} N={N} K={K} x{lead}")
+
+
+@pytest.mark.parametrize("gs", [32, 64, 128])
+def test_q4_one_weight_rows_are_exact(isa, gs):
+    """A row with a single nonzero weight (q = 1, bias 0) gives fl(scale * x[j]): bit for bit MLX's
+    result. Every bit of the float32 activation must reach the product: the AVX512_BF16 kernel
+    splits x into three bfloat16 parts for that (two would leave a 2^-17 relative error, which the
+    accumulation-bound tolerance of the other tests would not see)."""
+    N, K = 80, 256
+    mx.random.seed(gs)
+    cols = np.arange(N) * 37 % K  # the nonzero weight of row n, every position class over the rows
+    q = np.zeros((N, K), dtype=np.uint32)
+    q[np.arange(N), cols] = 1
+    wq = mx.array((q.reshape(N, K // 8, 8) << (4 * np.arange(8, dtype=np.uint32))).sum(-1).astype(np.uint32))
+    s = mx.random.uniform(0.5, 2.0, (N, K // gs))
+    b = mx.zeros((N, K // gs))
+    x = mx.random.normal((1, K)) * mx.exp(mx.random.normal((1, K)) * 4)  # magnitudes over ~e^±12
+    got = np.array(kernels.quantized_matmul(x, wq, s, b, gs, 4))
+    ref = np.array(mx.quantized_matmul(x, wq, s, b, transpose=True, group_size=gs, bits=4))
+    direct = np.array(x)[0, cols] * np.array(s)[np.arange(N), cols // gs]  # float32 products
+    assert np.array_equal(ref[0], direct)  # the construction is what it claims
+    assert np.array_equal(got, ref), f"{isa} g{gs}: {np.sum(got != ref)} of {N} differ"
 
 
 def test_qmm_float32_activations_half_scales():
@@ -259,13 +283,13 @@ def best_x86_isa_from_cpuinfo():
         return None
     flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo.read_text(), re.M).group(1).split())
     if {"avx512f", "avx512bw", "avx512dq", "avx512vl", "fma"} <= flags:
-        return "avx512"
+        return "avx512bf16" if "avx512_bf16" in flags else "avx512"
     return "avx2" if {"avx2", "fma"} <= flags else "generic"
 
 
 def test_status_reports_and_fallbacks(monkeypatch):
     st = kernels.status()
-    assert st.available and st.isa in ("avx512", "avx2", "neon", "generic") and st.threads >= 1
+    assert st.available and st.isa in ("avx512bf16", "avx512", "avx2", "neon", "generic") and st.threads >= 1
     assert st.isa == (best_x86_isa_from_cpuinfo() or st.isa)  # on x86-64 Linux: the best the CPU has, not any
     assert "zoo kernels" in st.describe()
     monkeypatch.setattr(kernels, "_mlx_version", lambda: "0.0.1")

@@ -37,7 +37,7 @@ class KernelStatus:
     """Whether zoo's CPU kernels are in use, for ``zoo load`` to display and tests to check."""
 
     available: bool = False        # the extension loaded and passed its self-check
-    isa: Optional[str] = None      # "avx512", "avx2", "neon" or "generic"
+    isa: Optional[str] = None      # "avx512bf16", "avx512", "avx2", "neon" or "generic"
     threads: Optional[int] = None  # ZOO_THREADS (default: the CPUs this process may use, at most 8)
     path: Optional[str] = None     # the extension module's file
     mlx_build: Optional[str] = None  # the MLX version it was compiled against
