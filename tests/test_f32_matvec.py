@@ -1,0 +1,59 @@
+"""The float32 one-row (decode) product of zoo's CPU kernels (``dense_mm``), against MLX.
+
+The kernel reads the rows of W as four streams (W split in four contiguous parts, one row of each
+part at a time, the rows left over one by one), so the sizes here cover every split: fewer rows
+than streams, a remainder of 1-3 rows, K below and not a multiple of the vector width, and with
+two threads the chunks of rows that start inside W. Each output row must equal MLX's float32
+``x @ W.T`` to float32 accumulation error, and be bit for bit the product of that row alone (where
+a row sits in the split changes nothing in its arithmetic).
+"""
+
+import numpy as np
+import pytest
+
+import mlx.core as mx
+
+from kernel_fixtures import each_isa, isas, require_kernels  # noqa: F401  (each_isa is a fixture)
+from zoo_registry import kernels
+
+require_kernels(kernels.available())
+ext = kernels._EXT
+
+SHAPES = [(1, 16), (3, 7), (4, 1), (5, 77), (45, 512), (130, 513), (1103, 300)]  # (N, K); the last > 1 MB
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    before = ext.threads()
+    ext.set_threads(request.param)
+    yield request.param
+    ext.set_threads(before)
+
+
+@pytest.mark.parametrize("each_isa", isas(), indirect=True)
+@pytest.mark.parametrize("N,K", SHAPES)
+def test_one_row_float32_product(each_isa, threads, N, K):
+    mx.random.seed(N * 1000 + K)
+    w = mx.random.normal((N, K))
+    x = mx.random.normal((1, K))
+    got = ext.dense_mm(x, w, stream=mx.cpu)
+    ref = mx.matmul(x, w.T, stream=mx.cpu)
+    assert got.shape == ref.shape == (1, N) and got.dtype == mx.float32
+    g, r = np.array(got), np.array(ref)
+    bound = np.abs(np.array(x)) @ np.abs(np.array(w)).T  # the size of the terms
+    assert np.all(np.abs(g - r) <= 1e-5 * bound + 1e-6), f"N={N} K={K}: max {np.abs(g - r).max():.3g}"
+    alone = np.concatenate([np.array(ext.dense_mm(x, w[n:n + 1], stream=mx.cpu)) for n in range(N)], axis=1)
+    assert np.array_equal(g, alone), f"N={N} K={K}: a row's result depends on its place in the split"
+
+
+@pytest.mark.parametrize("xdt", [mx.bfloat16, mx.float16])
+def test_one_row_half_input_float32_weights(xdt):
+    """Half-precision activations with float32 weights: converted to float32, one output rounding."""
+    mx.random.seed(3)
+    w = mx.random.normal((37, 129))
+    x = mx.random.normal((1, 129)).astype(xdt)
+    got = ext.dense_mm(x, w, stream=mx.cpu)
+    ref = mx.matmul(x.astype(mx.float32), w.T, stream=mx.cpu)
+    assert got.dtype == (x @ w.T).dtype == mx.float32
+    bound = np.abs(np.array(x.astype(mx.float32))) @ np.abs(np.array(w)).T
+    assert np.all(np.abs(np.array(got) - np.array(ref)) <= 1e-5 * bound + 1e-6)
