@@ -22,17 +22,19 @@ ext = kernels._EXT
 SHAPES = [(1, 16), (3, 7), (4, 1), (5, 77), (45, 512), (130, 513), (1103, 300)]  # (N, K); the last > 1 MB
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = ext.threads()
-    ext.set_threads(request.param)
-    yield request.param
-    ext.set_threads(before)
-
-
 @pytest.mark.parametrize("each_isa", isas(), indirect=True)
+@pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("N,K", SHAPES)
-def test_one_row_float32_product(each_isa, threads, N, K):
+def test_one_row_float32_product(each_isa, n_threads, N, K):
+    before = ext.threads()
+    ext.set_threads(n_threads)
+    try:
+        check_one_row(N, K)
+    finally:
+        ext.set_threads(before)
+
+
+def check_one_row(N, K):
     mx.random.seed(N * 1000 + K)
     w = mx.random.normal((N, K))
     x = mx.random.normal((1, K))
