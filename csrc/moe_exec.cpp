@@ -82,7 +82,7 @@ void prepare(const Table& T, const float* x, int rows, int K, const WDesc& w, Op
 void product(const Table& T, const WDesc& w, const Operand& in, const std::vector<int>& in_rows,
              const std::vector<int>& out_rows, int n0, int n1, float* out, int ldo) {
   const int m = int(in_rows.size());
-  if (m < GEMM_ROWS && (w.quant || w.wdt != F32)) {
+  if (m < GEMM_ROWS) {
     for (int i = 0; i < m; ++i)
       T.matvec(w, in.xp(in_rows[i]), in.xs(in_rows[i]), n0, n1, out + size_t(out_rows[i]) * ldo + n0);
     return;
