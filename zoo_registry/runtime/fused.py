@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from itertools import chain
 from operator import is_
 from typing import Callable, List, Optional, Tuple
 
@@ -150,21 +151,23 @@ class _Remembered:
     tuple, so ``nn.Module`` keeps it out of the block's parameters; a copy or a pickle of the block
     gets an empty one and reads its own arguments again."""
 
-    __slots__ = ("own", "modules", "args")
+    __slots__ = ("modules", "types", "sizes", "entries", "args")
 
     def __init__(self, owner=None, modules=(), args=None):
-        # the owner's class and entries, not the owner itself: no reference cycle keeps a model alive
-        self.own = None if owner is None else (type(owner), tuple(owner.values()))
-        self.modules = [(m, type(m), tuple(m.values())) for m in modules]
-        self.args = args
+        # the owner is checked as one of the modules but not kept: no reference cycle keeps a model alive
+        self.modules, self.args = list(modules), args
+        mods = [owner] + self.modules if owner is not None else []
+        self.types, self.sizes = list(map(type, mods)), list(map(len, mods))
+        self.entries = tuple(chain.from_iterable(map(dict.values, mods))) if mods else None
 
     def valid(self, owner) -> bool:
-        if self.own is None or type(owner) is not self.own[0]:
+        """Whether ``owner`` and the modules are still of the same classes with the same entries (C-level
+        loops: this runs per block per token)."""
+        if self.entries is None:
             return False
-        for m, cls, values in [(owner, self.own[0], self.own[1])] + self.modules:
-            if type(m) is not cls or len(m) != len(values) or not all(map(is_, m.values(), values)):
-                return False
-        return True
+        mods = [owner] + self.modules
+        return (list(map(type, mods)) == self.types and list(map(len, mods)) == self.sizes
+                and all(map(is_, chain.from_iterable(map(dict.values, mods)), self.entries)))
 
     def __reduce__(self):
         return _Remembered, ()
