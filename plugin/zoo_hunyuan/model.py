@@ -58,6 +58,8 @@ class DecoderLayer(nn.Module):
             norm_eps=eps,
             bias=cfg["attention_bias"],
         )
+        # without CLA no layer attends over another's K/V: owners skip building the hand-over
+        self.self_attn.shares_kv = bool(cfg["use_cla"] and cfg["cla_share_factor"] > 1)
         num_experts = cfg["num_experts"][layer]
         if num_experts == 1:
             self.mlp = MLP(hidden, cfg["intermediate_size"])

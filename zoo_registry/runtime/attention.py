@@ -104,7 +104,12 @@ class Attention(nn.Module):
     a :class:`~.cache.SharedKV` (iterates as its raw K/V projections, carries the rotated,
     normalised and cached K/V); a consumer returns the ``kv_states`` it was given. A consumer given
     plain raw ``(k, v)`` projections instead rotates, normalises and caches them itself.
+    A model whose layers all project their own K/V sets :attr:`shares_kv` to ``False``: an owner
+    then returns its raw ``(k, v)`` projections and skips building the hand-over (two graph slices
+    and ~5 µs of Python per layer per token).
     """
+
+    shares_kv = True  # whether a later layer may attend over this layer's K/V (CLA)
 
     def __init__(
         self,
@@ -243,7 +248,7 @@ class Attention(nn.Module):
             keys, values, kv_cache = new_keys, new_values, cache
             if cache is not None:
                 keys, values = cache.update_and_fetch(new_keys, new_values)
-            if self.has_kv_proj:
+            if self.has_kv_proj and self.shares_kv:
                 kv_states = SharedKV(
                     tuple(kv_states), keys, values, cache=cache, offset=offset, normalized=self._folds_key_norm,
                     new_keys=new_keys, new_values=new_values,
