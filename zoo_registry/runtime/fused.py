@@ -188,11 +188,6 @@ def remembered(owner, read: Callable) -> object:
     return args
 
 
-def forget(owner) -> None:
-    """Drop what :func:`remembered` keeps on ``owner`` (the next call reads the block again)."""
-    owner.__dict__.pop("_zoo_fused_args", None)
-
-
 def mlp_remembered(block, x: mx.array) -> Optional[mx.array]:
     """:func:`mlp` with the block's arguments read once (:func:`remembered`)."""
     if not ready(x):

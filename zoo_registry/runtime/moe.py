@@ -37,8 +37,9 @@ How the experts run on the CPU (:meth:`MoE.experts`; on other devices always ``S
   (rows grouped by expert inside the kernel), no per-token loop, no host synchronisation.
 
 Before any of that, :meth:`MoE.__call__` offers the whole block (routing, experts, combine, shared
-MLP) to :func:`.fused.moe`: one kernel call on the CPU when zoo's kernels are built and every
-projection is quantized (MLX affine 4/8-bit) or half precision; the routing parameters
+MLP) to the fused kernel (:meth:`MoE.fused`, as :func:`.fused.moe` computes it, the block's
+arguments read once: :func:`.fused.remembered`): one kernel call on the CPU when zoo's kernels
+are built and every projection is quantized (MLX affine 4/8-bit) or half precision; the routing parameters
 (``top_k``, ``renormalize``) are the block's, so each architecture keeps its gate semantics.
 """
 
