@@ -58,6 +58,8 @@ class DecoderLayer(nn.Module):
             norm_eps=eps,
             bias=cfg["attention_bias"],
         )
+        # without CLA no layer attends over another's K/V: owners skip building the hand-over
+        self.self_attn.shares_kv = bool(cfg["use_cla"] and cfg["cla_share_factor"] > 1)
         num_experts = cfg["num_experts"][layer]
         if num_experts == 1:
             self.mlp = MLP(hidden, cfg["intermediate_size"])
@@ -70,9 +72,10 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(hidden, eps=eps)
 
     def __call__(self, x: mx.array, mask: Optional[Any] = None, cache: Optional[Any] = None, kv_states=None):
-        r, kv_states = self.self_attn(self.input_layernorm(x), mask, cache, kv_states)
+        # submodules by key: nn.Module's __getattr__ is a slow path, and this runs per layer per token
+        r, kv_states = self["self_attn"](self["input_layernorm"](x), mask, cache, kv_states)
         h = x + r
-        return h + self.mlp(self.post_attention_layernorm(h)), kv_states
+        return h + self["mlp"](self["post_attention_layernorm"](h)), kv_states
 
 
 class HunYuanModel(nn.Module):
@@ -86,14 +89,15 @@ class HunYuanModel(nn.Module):
         self.norm = RMSNorm(cfg["hidden_size"], eps=cfg["rms_norm_eps"])
 
     def __call__(self, inputs: mx.array, cache: Optional[List[Any]] = None) -> mx.array:
-        h = self.embed_tokens(inputs)  # [B, L, D]
+        h = self["embed_tokens"](inputs)  # [B, L, D]
+        layers = self["layers"]
         if cache is None:
-            cache = [None] * len(self.layers)
+            cache = [None] * len(layers)
         mask = create_attention_mask(h, cache[0])
         kv_states = None  # raw K/V of the last layer that projected its own (CLA)
-        for layer, c in zip(self.layers, cache):
+        for layer, c in zip(layers, cache):
             h, kv_states = layer(h, mask, c, kv_states)
-        return self.norm(h)
+        return self["norm"](h)
 
 
 class Model(nn.Module):
@@ -109,13 +113,13 @@ class Model(nn.Module):
             self.lm_head = Linear(cfg["hidden_size"], cfg["vocab_size"], bias=False)
 
     def __call__(self, inputs: mx.array, cache: Optional[List[Any]] = None) -> mx.array:
-        out = self.model(inputs, cache)
+        out = self["model"](inputs, cache)
         if self.tie_word_embeddings:
-            embed = self.model.embed_tokens
+            embed = self["model"]["embed_tokens"]
             if type(embed) is nn.Embedding:  # float32 on the CPU for half-precision prefill (runtime.linear)
                 return matmul_t(out, embed.weight)
             return embed.as_linear(out)  # quantized embedding
-        return self.lm_head(out)
+        return self["lm_head"](out)
 
     @property
     def layers(self):

@@ -16,6 +16,7 @@ from typing import Optional
 
 import mlx.core as mx
 
+from .. import kernels as _kernels  # the package: its _EXT is set when the extension loads
 from . import FLOATS, QUANT_BITS, QUANT_GROUPS
 from . import active as _active
 
@@ -43,9 +44,7 @@ def disabled() -> _Disabled:
 
 
 def _ext():
-    from . import _EXT
-
-    return _EXT
+    return _kernels._EXT
 
 
 def serves(x: mx.array) -> bool:
@@ -56,7 +55,7 @@ def serves(x: mx.array) -> bool:
 def rms_norm(x: mx.array, weight: Optional[mx.array], eps: float) -> mx.array:
     """``mx.fast.rms_norm(x, weight, eps)``, as one node on the CPU."""
     if serves(x) and x.ndim >= 1 and (weight is None or weight.dtype in FLOATS):
-        return _ext().rms_norm(x, weight, eps)
+        return _kernels._EXT.rms_norm(x, weight, eps)
     return mx.fast.rms_norm(x, weight, eps)
 
 
@@ -70,7 +69,7 @@ def heads(x: mx.array, n_heads: int, rope=None, offset: int = 0, norm: bool = Fa
     args = rope.kernel_args(L, offset) if rope is not None and hasattr(rope, "kernel_args") else None
     if serves(x) and isinstance(offset, int) and (rope is None or args is not None):
         dims, traditional, base, scale, freqs = args if args is not None else (0, False, None, 1.0, None)
-        return _ext().attention_heads(x, n_heads, dims, traditional, base, scale, offset, freqs, norm, norm_weight,
+        return _kernels._EXT.attention_heads(x, n_heads, dims, traditional, base, scale, offset, freqs, norm, norm_weight,
                                       eps, norm_first)
     y = x.reshape(B, L, n_heads, -1).transpose(0, 2, 1, 3)
     if norm and norm_first:
@@ -102,7 +101,7 @@ def attention_serves(queries: mx.array, keys, values, mask) -> bool:
 def attention(queries: mx.array, keys: mx.array, values: mx.array, scale: float, mask=None) -> mx.array:
     """``softmax(scale * q k^T + mask) v`` for ``q [B, Hq, L, hd]``, ``k, v [B, Hkv, S, hd]``, returned as
     ``[B, L, Hq * hd]`` (check :func:`attention_serves` first; ``mask`` is ``None`` or ``"causal"``)."""
-    return _ext().attention(queries, keys, values, scale, mask == "causal")
+    return _kernels._EXT.attention(queries, keys, values, scale, mask == "causal")
 
 
 def rows_serve(w: mx.array, scales: mx.array, biases: Optional[mx.array], group_size: int, bits: int,
@@ -116,4 +115,4 @@ def quantized_rows(ids: mx.array, w: mx.array, scales: mx.array, biases: mx.arra
                    bits: int) -> mx.array:
     """``nn.QuantizedEmbedding``'s lookup (rows ``ids`` of ``w``, dequantized) as one node on the CPU
     (check :func:`rows_serve` first)."""
-    return _ext().quantized_rows(ids, w, scales, biases, group_size, bits)
+    return _kernels._EXT.quantized_rows(ids, w, scales, biases, group_size, bits)

@@ -104,7 +104,12 @@ class Attention(nn.Module):
     a :class:`~.cache.SharedKV` (iterates as its raw K/V projections, carries the rotated,
     normalised and cached K/V); a consumer returns the ``kv_states`` it was given. A consumer given
     plain raw ``(k, v)`` projections instead rotates, normalises and caches them itself.
+    A model whose layers all project their own K/V sets :attr:`shares_kv` to ``False``: an owner
+    then returns its raw ``(k, v)`` projections and skips building the hand-over (two graph slices
+    and ~5 µs of Python per layer per token).
     """
+
+    shares_kv = True  # whether a later layer may attend over this layer's K/V (CLA)
 
     def __init__(
         self,
@@ -174,32 +179,34 @@ class Attention(nn.Module):
         weight is folded into the queries), values."""
         keys, values = kv_states
         values = step.heads(values, self.n_kv_heads)  # [B, nkv, L, hd]
+        rope = self["rope"]  # entries by key: nn.Module's __getattr__ is a slow path taken per token
         if not self.use_qk_norm:
-            return step.heads(keys, self.n_kv_heads, self.rope, offset), values
-        _, kn = self._norms()
+            return step.heads(keys, self.n_kv_heads, rope, offset), values
+        kn = self[self._k_norm_name]
         before = self.qk_norm_placement == "before_rope"
         if self.qk_norm_scope == "projection":
-            keys = self._whole(keys, kn, kn.weight if before else None)
-            return step.heads(keys, self.n_kv_heads, self.rope, offset), values
-        weight = kn.weight if before else None
-        keys = step.heads(keys, self.n_kv_heads, self.rope, offset, norm=True, norm_weight=weight, eps=kn.eps,
+            keys = self._whole(keys, kn, kn["weight"] if before else None)
+            return step.heads(keys, self.n_kv_heads, rope, offset), values
+        weight = kn["weight"] if before else None
+        keys = step.heads(keys, self.n_kv_heads, rope, offset, norm=True, norm_weight=weight, eps=kn.eps,
                           norm_first=before)  # [B, nkv, L, hd]
         return keys, values
 
     def _queries(self, queries: mx.array, offset) -> mx.array:
         """``q_proj`` output → post-RoPE queries ``[B, nh, L, hd]``, QK-normalised; after RoPE, times
         this layer's key-norm weight too (folded: the cached keys are weight-free)."""
+        rope = self["rope"]
         if not self.use_qk_norm:
-            return step.heads(queries, self.n_heads, self.rope, offset)
+            return step.heads(queries, self.n_heads, rope, offset)
         qn, kn = self._norms()
         if self.qk_norm_placement == "before_rope":
             if self.qk_norm_scope == "projection":
-                return step.heads(self._whole(queries, qn, qn.weight), self.n_heads, self.rope, offset)
-            return step.heads(queries, self.n_heads, self.rope, offset, norm=True, norm_weight=qn.weight,
+                return step.heads(self._whole(queries, qn, qn["weight"]), self.n_heads, rope, offset)
+            return step.heads(queries, self.n_heads, rope, offset, norm=True, norm_weight=qn["weight"],
                               eps=qn.eps, norm_first=True)
         if self.qk_norm_scope == "head":
-            weight = qn.weight * kn.weight
-            return step.heads(queries, self.n_heads, self.rope, offset, norm=True, norm_weight=weight, eps=qn.eps)
+            weight = qn["weight"] * kn["weight"]
+            return step.heads(queries, self.n_heads, rope, offset, norm=True, norm_weight=weight, eps=qn.eps)
         # whole projection after RoPE: the rotation keeps the rms, so normalise first, weight last;
         # query head h meets KV head h // (n_heads / n_kv_heads), whose key weights fold into it
         hd, nkv = self.head_dim, kn.weight.shape[0] // self.head_dim
@@ -217,9 +224,9 @@ class Attention(nn.Module):
         kv_states: Optional[KVStates] = None,
     ) -> Tuple[mx.array, KVStates]:
         B, L, D = x.shape
-        queries = self.q_proj(x)
+        queries = self["q_proj"](x)  # entries by key: nn.Module's __getattr__ is a slow path taken per token
         if self.has_kv_proj:
-            kv_states = (self.k_proj(x), self.v_proj(x))
+            kv_states = (self["k_proj"](x), self["v_proj"](x))
         elif kv_states is None:
             raise ValueError("this attention layer shares K/V (CLA) and needs kv_states from an earlier layer")
 
@@ -241,7 +248,7 @@ class Attention(nn.Module):
             keys, values, kv_cache = new_keys, new_values, cache
             if cache is not None:
                 keys, values = cache.update_and_fetch(new_keys, new_values)
-            if self.has_kv_proj:
+            if self.has_kv_proj and self.shares_kv:
                 kv_states = SharedKV(
                     tuple(kv_states), keys, values, cache=cache, offset=offset, normalized=self._folds_key_norm,
                     new_keys=new_keys, new_values=new_values,
@@ -250,7 +257,7 @@ class Attention(nn.Module):
 
         queries = self._queries(queries, offset)  # [B, nh, L, hd]
         if step.attention_serves(queries, keys, values, mask):  # one node, already [B, L, nh * hd]
-            return self.o_proj(step.attention(queries, keys, values, self.scale, mask)), kv_states
+            return self["o_proj"](step.attention(queries, keys, values, self.scale, mask)), kv_states
         out = scaled_dot_product_attention(queries, keys, values, cache=kv_cache, scale=self.scale, mask=mask)
         out = out.transpose(0, 2, 1, 3).reshape(B, L, -1)  # [B, L, nh * hd]
-        return self.o_proj(out), kv_states
+        return self["o_proj"](out), kv_states

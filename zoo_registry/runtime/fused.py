@@ -17,13 +17,21 @@ MLX's affine 4/8-bit format (group sizes 32/64/128), and float32/bfloat16/float1
 a bias, a subclass that changes the block) keeps the unfused path, as do other devices,
 ``ZOO_KERNELS=off`` and ``ZOO_FUSED=off`` (the unfused kernels only, for comparisons; or
 :func:`disabled`). Results equal the unfused path within float rounding (``tests/test_fused_ffn.py``).
+
+Reading a block's arguments (types, formats, the arrays of its ~10 modules) costs more Python time
+per token than building the kernel call: :func:`remembered` keeps them on the block with what they
+were read from and reuses them while every module of the block still has the same class and the
+same array and child objects (``load_weights``, ``update``, ``nn.quantize``, ``adopt``'s class
+swap all replace one of those, so the next call reads the block again).
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import List, Optional, Tuple
+from itertools import chain
+from operator import is_
+from typing import Callable, List, Optional, Tuple
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -132,3 +140,59 @@ def moe(x: mx.array, router: mx.array, glu, shared, top_k: int, renormalize: boo
         return None
     (experts, ef), (sh, sf) = args
     return kernels.fused_ffn(x, router, experts, ef, sh, sf, top_k, renormalize)
+
+
+# -- the arguments, read once per block ------------------------------------------------------------
+
+
+class _Remembered:
+    """Kernel arguments read from a block, with a snapshot of what they were read from: each module's
+    class and its dict entries (arrays, child modules), compared by identity. Not a dict, list or
+    tuple, so ``nn.Module`` keeps it out of the block's parameters; a copy or a pickle of the block
+    gets an empty one and reads its own arguments again."""
+
+    __slots__ = ("modules", "types", "sizes", "entries", "args")
+
+    def __init__(self, owner=None, modules=(), args=None):
+        # the owner is checked as one of the modules but not kept: no reference cycle keeps a model alive
+        self.modules, self.args = list(modules), args
+        mods = [owner] + self.modules if owner is not None else []
+        self.types, self.sizes = list(map(type, mods)), list(map(len, mods))
+        self.entries = tuple(chain.from_iterable(map(dict.values, mods))) if mods else None
+
+    def valid(self, owner) -> bool:
+        """Whether ``owner`` and the modules are still of the same classes with the same entries (C-level
+        loops: this runs per block per token)."""
+        if self.entries is None:
+            return False
+        mods = [owner] + self.modules
+        return (list(map(type, mods)) == self.types and list(map(len, mods)) == self.sizes
+                and all(map(is_, chain.from_iterable(map(dict.values, mods)), self.entries)))
+
+    def __reduce__(self):
+        return _Remembered, ()
+
+    def __deepcopy__(self, memo):
+        return _Remembered()
+
+
+def remembered(owner, read: Callable) -> object:
+    """``read(owner)`` (the block's kernel arguments, or ``None`` when the kernel does not serve it),
+    reused from the last call while ``owner`` and every module under it are unchanged (same
+    classes, same arrays and children)."""
+    kept = owner.__dict__.get("_zoo_fused_args")
+    if kept is not None and kept.valid(owner):
+        return kept.args
+    args = read(owner)
+    owner.__dict__["_zoo_fused_args"] = _Remembered(owner, [m for m in owner.modules() if m is not owner], args)
+    return args
+
+
+def mlp_remembered(block, x: mx.array) -> Optional[mx.array]:
+    """:func:`mlp` with the block's arguments read once (:func:`remembered`)."""
+    if not ready(x):
+        return None
+    args = remembered(block, block_args)
+    if args is None:
+        return None
+    return kernels.fused_ffn(x, None, [], [], args[0], args[1])

@@ -37,8 +37,9 @@ How the experts run on the CPU (:meth:`MoE.experts`; on other devices always ``S
   (rows grouped by expert inside the kernel), no per-token loop, no host synchronisation.
 
 Before any of that, :meth:`MoE.__call__` offers the whole block (routing, experts, combine, shared
-MLP) to :func:`.fused.moe`: one kernel call on the CPU when zoo's kernels are built and every
-projection is quantized (MLX affine 4/8-bit) or half precision; the routing parameters
+MLP) to the fused kernel (:meth:`MoE.fused`, as :func:`.fused.moe` computes it, the block's
+arguments read once: :func:`.fused.remembered`): one kernel call on the CPU when zoo's kernels
+are built and every projection is quantized (MLX affine 4/8-bit) or half precision; the routing parameters
 (``top_k``, ``renormalize``) are the block's, so each architecture keeps its gate semantics.
 """
 
@@ -227,12 +228,24 @@ class MoE(nn.Module):
         return parts is not None and fused.moe_args(parts[0], self.switch_mlp, parts[1]) is not None
 
     def fused(self, x: mx.array) -> Optional[mx.array]:
-        """The whole block in one kernel call (:func:`.fused.moe`), or ``None`` where it does not serve."""
-        parts = self._fused_parts()
-        if parts is None:
+        """The whole block in one kernel call (:func:`.fused.moe`), or ``None`` where it does not serve.
+
+        What the kernel reads of the block is read once and reused while the block's modules and
+        arrays stay the same objects (:func:`.fused.remembered`)."""
+        if not fused.ready(x):
             return None
+        args = fused.remembered(self, MoE._fused_args)
+        if args is None:
+            return None
+        router, (experts, ef), (sh, sf) = args
         renorm = (self.top_k > 1) if self.renormalize is None else bool(self.renormalize)
-        return fused.moe(x, parts[0], self.switch_mlp, parts[1], self.top_k, renorm)
+        return kernels.fused_ffn(x, router, experts, ef, sh, sf, self.top_k, renorm)
+
+    def _fused_args(self):
+        """``(router weight, expert arguments, shared arguments)`` for :meth:`fused`, or ``None``."""
+        parts = self._fused_parts()
+        args = None if parts is None else fused.moe_args(parts[0], self.switch_mlp, parts[1])
+        return None if args is None else (parts[0],) + args
 
     def __call__(self, x: mx.array) -> mx.array:
         y = self.fused(x)
