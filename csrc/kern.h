@@ -47,6 +47,9 @@ struct Table {
   void (*gemm)(const float* const* xrows, int M, const float* wt, int K, float* y, int ldy, int ncols);
   // Floats permute4 writes for a row of K inputs (>= K; the row stride of permuted buffers).
   size_t (*xp_len)(int K);
+  // The permuted row alone (the first K floats of permute4's output): what the GEMM paths read;
+  // enough where no row of a product takes the matrix-vector kernel.
+  void (*permute4_rows)(const float* x, int K, float* xp);
 };
 
 const Table& table_generic();

@@ -58,7 +58,9 @@ struct Operand {
   const float* row(int r) const { return x + size_t(r) * K; }
 };
 
-void prepare(const Table& T, const float* x, int rows, int K, const WDesc& w, Operand& op) {
+// matvec: some rows will take the matrix-vector kernel (4-bit: the table's full permute4, e.g. the
+// bfloat16 parts); otherwise only the permuted rows the GEMM path reads.
+void prepare(const Table& T, const float* x, int rows, int K, const WDesc& w, Operand& op, bool matvec) {
   op.x = x;
   op.K = K;
   if (!w.quant) return;
@@ -72,9 +74,10 @@ void prepare(const Table& T, const float* x, int rows, int K, const WDesc& w, Op
       op.sums[size_t(r) * op.G + g] = s;
     }
   if (w.bits == 4) {
-    op.stride = T.xp_len(K);
+    op.stride = matvec ? T.xp_len(K) : size_t(K);
     op.perm.resize(size_t(rows) * op.stride);
-    for (int r = 0; r < rows; ++r) T.permute4(x + size_t(r) * K, K, op.perm.data() + size_t(r) * op.stride);
+    for (int r = 0; r < rows; ++r)
+      (matvec ? T.permute4 : T.permute4_rows)(x + size_t(r) * K, K, op.perm.data() + size_t(r) * op.stride);
   }
 }
 
@@ -200,6 +203,8 @@ void run_ffn(const FfnJob& j) {
   Mid mids[2];  // 0: routed, 1: shared
   auto kind = [&](const Unit& u) { return u.proj == j.sh ? 1 : 0; };
   Operand xin[2][2];  // [kind][gate/up]
+  bool matvec[2] = {false, false};  // [kind]: some unit has fewer rows than the GEMM takes
+  for (const Unit& u : units) matvec[kind(u)] = matvec[kind(u)] || int(u.tokens.size()) < GEMM_ROWS;
   for (int c = 0; c < 2; ++c) {
     if (!(c ? j.shared : j.experts)) continue;
     const FfnProj* p = c ? j.sh : j.ex;
@@ -208,7 +213,7 @@ void run_ffn(const FfnJob& j) {
     mids[c].g.assign(size_t(rows) * p[0].N, 0.f);
     mids[c].u.assign(size_t(rows) * p[0].N, 0.f);
     mids[c].y.assign(size_t(rows) * D, 0.f);
-    for (int q = 0; q < 2; ++q) prepare(T, X.data(), Tn, D, p[q].w, xin[c][q]);
+    for (int q = 0; q < 2; ++q) prepare(T, X.data(), Tn, D, p[q].w, xin[c][q], matvec[c]);
   }
 
   // Work split: chunks of output rows of every (unit, projection).
@@ -248,7 +253,7 @@ void run_ffn(const FfnJob& j) {
       m.g[i] = g / (1.f + std::exp(-g)) * m.u[i];
     }
     const FfnProj* p = c ? j.sh : j.ex;
-    prepare(T, m.g.data(), c ? Tn : Tn * k, m.H, p[2].w, m.h);
+    prepare(T, m.g.data(), c ? Tn : Tn * k, m.H, p[2].w, m.h, matvec[c]);
   }
 
   // Phase 2: down.

@@ -68,13 +68,7 @@ void execute(const Job& j) {
         XS[size_t(r) * G + g] = s;
       }
     }
-    if (j.bits == 4) {
-      XP.resize(size_t(j.R) * T.xp_len(K));
-      for (int r = 0; r < j.R; ++r) T.permute4(X.data() + size_t(r) * K, K, XP.data() + size_t(r) * T.xp_len(K));
-    }
   }
-  const float* xp = XP.empty() ? X.data() : XP.data();
-  const size_t xstride = XP.empty() ? size_t(K) : T.xp_len(K);  // floats per row of xp
 
   // Rows of each used expert (dense: one "expert" with every row).
   std::vector<int> experts;
@@ -103,6 +97,15 @@ void execute(const Job& j) {
       for (int m = 0; m < j.M; ++m) rows[slot_of[e]].push_back(b * j.M + m);
     }
   }
+  // 4-bit: the permuted copy of the rows that take the matrix-vector kernel (GEMM reads X).
+  if (j.quant && j.bits == 4)
+    for (size_t s = 0; s < experts.size(); ++s)
+      if (int(rows[s].size()) < GEMM_MIN_ROWS) {
+        if (XP.empty()) XP.resize(size_t(j.R) * T.xp_len(K));
+        for (int r : rows[s]) T.permute4(X.data() + size_t(r) * K, K, XP.data() + size_t(r) * T.xp_len(K));
+      }
+  const float* xp = XP.empty() ? X.data() : XP.data();
+  const size_t xstride = XP.empty() ? size_t(K) : T.xp_len(K);  // floats per row of xp
   std::vector<std::vector<const float*>> xrows(experts.size());
   for (size_t s = 0; s < experts.size(); ++s)
     for (int r : rows[s]) xrows[s].push_back(X.data() + size_t(r) * K);
