@@ -43,10 +43,6 @@ def disabled() -> _Disabled:
     return _Disabled()
 
 
-def _ext():
-    return _kernels._EXT
-
-
 def serves(x: mx.array) -> bool:
     """True when the step kernels take ``x`` (a float array) on this device now."""
     return not _Disabled.depth and x.dtype in FLOATS and _active()

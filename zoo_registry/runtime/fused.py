@@ -4,7 +4,7 @@ At decode (one token) a SwiGLU MLP is three products and two elementwise ops, an
 (router matmul, softmax, top-k, gathers, three expert products, the activation, the weighted
 combine, the shared MLP) about 25 MLX ops, each a separate CPU dispatch that costs more than the
 product it wraps on a small model. When zoo's CPU kernels are built (:mod:`zoo_registry.kernels`)
-and every projection is in a format they read, :func:`mlp` and :func:`moe` hand the block to the
+and every projection is in a format they read, :func:`mlp` and :meth:`.moe.MoE.fused` hand the block to the
 ``fused_ffn`` primitive (``csrc/moe.h``): one dispatch computes ``shared(x) + sum_j w_j *
 expert_j(x)`` with the routing done exactly as :func:`.moe.route` does it (float32 router,
 softmax over all experts, top-k, renormalised when the block says so), gate and up in one pass
@@ -107,10 +107,11 @@ def ready(x: mx.array) -> bool:
 
 
 def mlp(block, x: mx.array) -> Optional[mx.array]:
-    """``down(silu(gate(x)) * up(x))`` in one kernel call, or ``None`` when it does not serve ``block``."""
+    """``down(silu(gate(x)) * up(x))`` in one kernel call, or ``None`` when it does not serve ``block``
+    (its arguments read once: :func:`remembered`)."""
     if not ready(x):
         return None
-    args = block_args(block)
+    args = remembered(block, block_args)
     if args is None:
         return None
     return kernels.fused_ffn(x, None, [], [], args[0], args[1])
@@ -127,19 +128,6 @@ def moe_args(router: mx.array, glu, shared) -> Optional[tuple]:
     if experts is None or sh is None:
         return None
     return experts, sh
-
-
-def moe(x: mx.array, router: mx.array, glu, shared, top_k: int, renormalize: bool) -> Optional[mx.array]:
-    """An MoE block's output in one kernel call, or ``None`` when the kernel does not serve it.
-
-    Arguments as :func:`moe_args`; ``renormalize``: divide the top-k probabilities by their sum.
-    The caller checks that its block computes what the kernel does (:meth:`.moe.MoE.fused`).
-    """
-    args = moe_args(router, glu, shared) if ready(x) else None
-    if args is None:
-        return None
-    (experts, ef), (sh, sf) = args
-    return kernels.fused_ffn(x, router, experts, ef, sh, sf, top_k, renormalize)
 
 
 # -- the arguments, read once per block ------------------------------------------------------------
@@ -186,13 +174,3 @@ def remembered(owner, read: Callable) -> object:
     args = read(owner)
     owner.__dict__["_zoo_fused_args"] = _Remembered(owner, [m for m in owner.modules() if m is not owner], args)
     return args
-
-
-def mlp_remembered(block, x: mx.array) -> Optional[mx.array]:
-    """:func:`mlp` with the block's arguments read once (:func:`remembered`)."""
-    if not ready(x):
-        return None
-    args = remembered(block, block_args)
-    if args is None:
-        return None
-    return kernels.fused_ffn(x, None, [], [], args[0], args[1])

@@ -37,8 +37,8 @@ How the experts run on the CPU (:meth:`MoE.experts`; on other devices always ``S
   (rows grouped by expert inside the kernel), no per-token loop, no host synchronisation.
 
 Before any of that, :meth:`MoE.__call__` offers the whole block (routing, experts, combine, shared
-MLP) to the fused kernel (:meth:`MoE.fused`, as :func:`.fused.moe` computes it, the block's
-arguments read once: :func:`.fused.remembered`): one kernel call on the CPU when zoo's kernels
+MLP) to the fused kernel (:meth:`MoE.fused`: ``kernels.fused_ffn`` on the arguments
+:func:`.fused.moe_args` reads, read once per block: :func:`.fused.remembered`): one kernel call on the CPU when zoo's kernels
 are built and every projection is quantized (MLX affine 4/8-bit) or half precision; the routing parameters
 (``top_k``, ``renormalize``) are the block's, so each architecture keeps its gate semantics.
 """
@@ -224,11 +224,10 @@ class MoE(nn.Module):
 
     def fusable(self) -> bool:
         """Whether :meth:`fused` serves this block (on the CPU, with zoo's kernels built)."""
-        parts = self._fused_parts()
-        return parts is not None and fused.moe_args(parts[0], self.switch_mlp, parts[1]) is not None
+        return self._fused_args() is not None
 
     def fused(self, x: mx.array) -> Optional[mx.array]:
-        """The whole block in one kernel call (:func:`.fused.moe`), or ``None`` where it does not serve.
+        """The whole block in one kernel call, or ``None`` where it does not serve.
 
         What the kernel reads of the block is read once and reused while the block's modules and
         arrays stay the same objects (:func:`.fused.remembered`)."""
