@@ -50,32 +50,23 @@ def products(isas, bits, rounds: int) -> list:
 
 
 def decode(folder: Path, isas, rounds: int, tokens: int) -> dict:
+    """ms/token of decode_loop.py's bare pipelined loop (``argmax`` + ``async_eval``), per table."""
     import mlx.core as mx
-    from mlx_lm.models.cache import make_prompt_cache
 
     import zoo_registry
+    from decode_loop import bare
     from zoo_registry import kernels
 
     ext = kernels._EXT
     model = zoo_registry.load_model(str(folder))
     model = model[0] if isinstance(model, tuple) else model
     mx.eval(model.parameters())
-    ids = mx.array(list(range(10, 138)))[None]
+    ids = list(range(10, 138))
     times = {i: [] for i in isas}
     for _ in range(rounds):
         for isa in isas:
             ext.set_isa(isa)
-            cache = make_prompt_cache(model)
-            y = mx.argmax(model(ids, cache=cache)[:, -1, :], axis=-1)
-            mx.eval(y)
-            start = time.perf_counter()
-            for _ in range(tokens):  # mlx-lm's pipelining: build the next step while this one runs
-                nxt = mx.argmax(model(y[:, None], cache=cache)[:, -1, :], axis=-1)
-                mx.async_eval(nxt)
-                y.item()
-                y = nxt
-            y.item()
-            times[isa].append((time.perf_counter() - start) / tokens * 1e3)
+            times[isa].append(bare(model, ids, tokens, pipelined=True)[0] * 1e3)
     return times
 
 
