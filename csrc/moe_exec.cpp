@@ -17,6 +17,7 @@
 #include "mlx/types/half_types.h"
 #include "moe_gemm.h"
 #include "pool.h"
+#include "rows.h"
 
 namespace zoo_kernels {
 
@@ -44,41 +45,6 @@ void store(DT dt, void* p, int64_t i, float v) {
   if (dt == F32) static_cast<float*>(p)[i] = v;
   else if (dt == BF16) static_cast<mxt::bfloat16_t*>(p)[i] = mxt::bfloat16_t(v);
   else static_cast<mxt::float16_t*>(p)[i] = mxt::float16_t(v);
-}
-
-// Input rows in the form the matrix-vector kernel wants for one weight format: permuted for
-// 4-bit (kern.h permute4), plus per-group sums for quantized weights.
-struct Operand {
-  const float* x = nullptr;  // [rows, K] in order (GEMM input)
-  int K = 0, G = 1;
-  size_t stride = 0;  // floats per row of perm (the kernel table's xp_len(K))
-  std::vector<float> perm, sums;
-  const float* xp(int r) const { return perm.empty() ? x + size_t(r) * K : perm.data() + size_t(r) * stride; }
-  const float* xs(int r) const { return sums.empty() ? nullptr : sums.data() + size_t(r) * G; }
-  const float* row(int r) const { return x + size_t(r) * K; }
-};
-
-// matvec: some rows will take the matrix-vector kernel (4-bit: the table's full permute4, e.g. the
-// bfloat16 parts); otherwise only the permuted rows the GEMM path reads.
-void prepare(const Table& T, const float* x, int rows, int K, const WDesc& w, Operand& op, bool matvec) {
-  op.x = x;
-  op.K = K;
-  if (!w.quant) return;
-  op.G = K / w.gs;
-  op.sums.assign(size_t(rows) * op.G, 0.f);
-  for (int r = 0; r < rows; ++r)
-    for (int g = 0; g < op.G; ++g) {
-      const float* p = x + size_t(r) * K + size_t(g) * w.gs;
-      float s = 0.f;
-      for (int i = 0; i < w.gs; ++i) s += p[i];
-      op.sums[size_t(r) * op.G + g] = s;
-    }
-  if (w.bits == 4) {
-    op.stride = matvec ? T.xp_len(K) : size_t(K);
-    op.perm.resize(size_t(rows) * op.stride);
-    for (int r = 0; r < rows; ++r)
-      (matvec ? T.permute4 : T.permute4_rows)(x + size_t(r) * K, K, op.perm.data() + size_t(r) * op.stride);
-  }
 }
 
 // out[out_rows[i]][n0, n1) = in[in_rows[i]] @ W[n0, n1).T for the m rows of one expert.

@@ -56,19 +56,9 @@ void execute(const Job& j) {
   const int K = j.K, N = j.N, G = j.quant ? K / j.gs : 0;
   const size_t row_bytes = j.quant ? size_t(K) * j.bits / 8 : size_t(K) * dt_size(j.wdt);
 
-  // The input rows in float32 (+ the permuted copy and group sums the 4-bit matvec needs).
-  std::vector<float> X(size_t(j.R) * K), XP, XS(size_t(j.R) * (G ? G : 1));
+  // The input rows in float32 (the GEMM path reads them as they are).
+  std::vector<float> X(size_t(j.R) * K);
   for (int r = 0; r < j.R; ++r) load_row(j.x, j.xdt, size_t(j.xrows_at.loc(r)), K, X.data() + size_t(r) * K, j.kstride);
-  if (j.quant) {
-    for (int r = 0; r < j.R; ++r) {
-      const float* xr = X.data() + size_t(r) * K;
-      for (int g = 0; g < G; ++g) {
-        float s = 0.f;
-        for (int i = 0; i < j.gs; ++i) s += xr[g * j.gs + i];
-        XS[size_t(r) * G + g] = s;
-      }
-    }
-  }
 
   // Rows of each used expert (dense: one "expert" with every row).
   std::vector<int> experts;
@@ -97,15 +87,18 @@ void execute(const Job& j) {
       for (int m = 0; m < j.M; ++m) rows[slot_of[e]].push_back(b * j.M + m);
     }
   }
-  // 4-bit: the permuted copy of the rows that take the matrix-vector kernel (GEMM reads X).
-  if (j.quant && j.bits == 4)
-    for (size_t s = 0; s < experts.size(); ++s)
-      if (int(rows[s].size()) < GEMM_MIN_ROWS) {
-        if (XP.empty()) XP.resize(size_t(j.R) * T.xp_len(K));
-        for (int r : rows[s]) T.permute4(X.data() + size_t(r) * K, K, XP.data() + size_t(r) * T.xp_len(K));
-      }
-  const float* xp = XP.empty() ? X.data() : XP.data();
-  const size_t xstride = XP.empty() ? size_t(K) : T.xp_len(K);  // floats per row of xp
+  // The rows as the matrix-vector kernel reads them (group sums; 4-bit: permuted), when some
+  // expert's rows take it.
+  Operand in;
+  in.x = X.data();
+  in.K = K;
+  bool matvec = false;
+  for (auto& r : rows) matvec = matvec || int(r.size()) < GEMM_MIN_ROWS;
+  if (matvec && j.quant) {
+    WDesc fmt;
+    fmt.quant = true, fmt.bits = j.bits, fmt.gs = j.gs;
+    prepare(T, X.data(), j.R, K, fmt, in, true);
+  }
   std::vector<std::vector<const float*>> xrows(experts.size());
   for (size_t s = 0; s < experts.size(); ++s)
     for (int r : rows[s]) xrows[s].push_back(X.data() + size_t(r) * K);
@@ -162,7 +155,7 @@ void execute(const Job& j) {
     } else {
       ybuf.resize(width);
       for (int r : rs) {
-        T.matvec(wd, xp + size_t(r) * xstride, XS.data() + size_t(r) * (G ? G : 1), task.n0, task.n1, ybuf.data());
+        T.matvec(wd, in.xp(r), in.xs(r), task.n0, task.n1, ybuf.data());
         store_row(j.out, j.odt, size_t(r) * N + task.n0, ybuf.data(), width);
       }
     }
